@@ -1,0 +1,347 @@
+//! Applying facts inside the event's transaction. Every statement is a merge keyed by a
+//! Stripe id (session, payment intent, invoice, subscription, charge, refund, dispute), so
+//! the same fact told twice, or facts told in any order, end in the same rows.
+
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::facts::{
+    ChargeFact, DisputeFact, DonorFact, Fact, GiftState, InstallmentFact, PaymentFact, PlanFact, RefundFact,
+};
+
+type Tx<'a> = Transaction<'a, Postgres>;
+
+pub async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
+    match fact {
+        Fact::Donor(d) => record_donor(tx, d).await,
+        Fact::Plan(p) => record_plan(tx, p).await,
+        Fact::OneTime(p) => record_payment(tx, p).await,
+        Fact::Installment(i) => record_installment(tx, i).await,
+        Fact::Charge(c) => record_charge(tx, c).await,
+        Fact::Refund(r) => record_refund(tx, r).await,
+        Fact::Dispute(d) => record_dispute(tx, d).await,
+    }
+}
+
+/// One donor per normalized email, linked to every Stripe customer seen for it.
+async fn record_donor(tx: &mut Tx<'_>, d: &DonorFact) -> Result<(), sqlx::Error> {
+    let email = d
+        .email
+        .as_deref()
+        .and_then(|e| crate::gifts::Email::parse(e).ok());
+    let donor_id: Option<Uuid> = match &email {
+        Some(email) => Some(
+            sqlx::query_scalar!(
+                "insert into donors (id, email, name, country) values ($1, $2, $3, $4)
+                 on conflict (email) do update set
+                     name = coalesce(excluded.name, donors.name),
+                     country = coalesce(excluded.country, donors.country)
+                 returning id",
+                Uuid::new_v4(),
+                email.as_str(),
+                d.name,
+                d.country
+            )
+            .fetch_one(&mut **tx)
+            .await?,
+        ),
+        None => None,
+    };
+    let (Some(customer), Some(donor_id)) = (&d.customer_id, donor_id) else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "insert into donor_customers (customer_id, donor_id) values ($1, $2) on conflict (customer_id) do nothing",
+        customer,
+        donor_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    // Gifts and plans told before their donor was known join the donor now.
+    sqlx::query!(
+        "update gifts set donor_id = d.donor_id
+         from donor_customers d
+         where d.customer_id = $1 and gifts.customer_id = $1 and gifts.donor_id is null",
+        customer
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "update plans set donor_id = d.donor_id
+         from donor_customers d
+         where d.customer_id = $1 and plans.customer_id = $1 and plans.donor_id is null",
+        customer
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"
+        insert into plans (id, subscription_id, customer_id, donor_id, amount, currency, interval, status,
+                           status_at, canceled_at, cancel_reason, campaign, origin)
+        values ($1, $2, $3, (select donor_id from donor_customers where customer_id = $3), $4, $5, $6, $7,
+                $8, $9, $10, $11, $12)
+        on conflict (subscription_id) do update set
+            status = case
+                when plans.status = 'canceled' then plans.status
+                when excluded.status = 'canceled' then excluded.status
+                when excluded.status_at > plans.status_at
+                  or (excluded.status_at = plans.status_at
+                      and plan_status_rank(excluded.status) >= plan_status_rank(plans.status))
+                    then excluded.status
+                else plans.status end,
+            amount = case when excluded.status_at >= plans.status_at then excluded.amount else plans.amount end,
+            interval = case when excluded.status_at >= plans.status_at then excluded.interval else plans.interval end,
+            status_at = greatest(plans.status_at, excluded.status_at),
+            canceled_at = coalesce(plans.canceled_at, excluded.canceled_at),
+            cancel_reason = coalesce(plans.cancel_reason, excluded.cancel_reason),
+            customer_id = coalesce(plans.customer_id, excluded.customer_id),
+            donor_id = coalesce(plans.donor_id, excluded.donor_id),
+            campaign = coalesce(plans.campaign, excluded.campaign),
+            origin = case when excluded.origin = 'checkout' then 'checkout' else plans.origin end,
+            updated_at = now()
+        "#,
+        Uuid::new_v4(),
+        p.subscription_id,
+        p.customer_id,
+        p.amount,
+        p.currency,
+        p.interval,
+        p.status,
+        p.at,
+        p.canceled_at,
+        p.cancel_reason,
+        p.campaign,
+        if p.from_checkout { "checkout" } else { "stripe" },
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Error> {
+    let existing: Option<Uuid> = sqlx::query_scalar!(
+        "select id from gifts
+         where id = $1 or checkout_session_id = $2 or payment_intent_id = $3
+         order by coalesce(id = $1, false) desc
+         limit 1
+         for update",
+        p.gift_id,
+        p.session_id,
+        p.payment_intent_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let paid = p.state == GiftState::Paid;
+    match existing {
+        Some(id) => {
+            sqlx::query!(
+                "update gifts set
+                     checkout_session_id = coalesce(checkout_session_id, $2),
+                     payment_intent_id = coalesce(payment_intent_id, $3),
+                     state = case when gift_state_rank($4) > gift_state_rank(state) then $4 else state end,
+                     amount = case when $5 then $6 else amount end,
+                     currency = case when $5 then $7 else currency end,
+                     customer_id = coalesce(customer_id, $8),
+                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
+                     paid_at = case when $5 then coalesce(paid_at, $9) else paid_at end,
+                     campaign = coalesce(campaign, $10),
+                     updated_at = now()
+                 where id = $1",
+                id,
+                p.session_id,
+                p.payment_intent_id,
+                p.state.as_str(),
+                paid,
+                p.amount,
+                p.currency,
+                p.customer_id,
+                p.at,
+                p.campaign,
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        // A payment we have no row for: it began outside our checkout (or our row is gone).
+        // Nothing to keep of a session that expired or is still unpaid without a payment.
+        None if p.payment_intent_id.is_some() && matches!(p.state, GiftState::Paid | GiftState::Pending | GiftState::Failed) => {
+            sqlx::query!(
+                "insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
+                                    payment_intent_id, customer_id, donor_id, paid_at)
+                 values ($1, $2, $3, $4, 'once', $5, $6, $7, $8, $9,
+                         (select donor_id from donor_customers where customer_id = $9), $10)
+                 on conflict (payment_intent_id) do update set
+                     checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
+                     state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
+                                  then excluded.state else gifts.state end,
+                     paid_at = coalesce(gifts.paid_at, excluded.paid_at),
+                     updated_at = now()",
+                p.gift_id.unwrap_or_else(Uuid::new_v4),
+                p.state.as_str(),
+                p.amount,
+                p.currency,
+                if p.gift_id.is_some() { "checkout" } else { "stripe" },
+                p.campaign,
+                p.session_id,
+                p.payment_intent_id,
+                p.customer_id,
+                if paid { Some(p.at) } else { None },
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), sqlx::Error> {
+    let existing: Option<Uuid> = sqlx::query_scalar!(
+        "select id from gifts
+         where id = $1 or invoice_id = $2
+         order by coalesce(id = $1, false) desc
+         limit 1
+         for update",
+        i.gift_id,
+        i.invoice_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match existing {
+        Some(id) => {
+            sqlx::query!(
+                "update gifts set
+                     invoice_id = coalesce(invoice_id, $2),
+                     payment_intent_id = coalesce(payment_intent_id, $3),
+                     checkout_session_id = coalesce(checkout_session_id, $4),
+                     state = 'paid',
+                     amount = $5,
+                     currency = $6,
+                     plan_id = coalesce(plan_id, (select id from plans where subscription_id = $7)),
+                     customer_id = coalesce(customer_id, $8),
+                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
+                     paid_at = coalesce(paid_at, $9),
+                     updated_at = now()
+                 where id = $1",
+                id,
+                i.invoice_id,
+                i.payment_intent_id,
+                i.session_id,
+                i.amount,
+                i.currency,
+                i.subscription_id,
+                i.customer_id,
+                i.at,
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query!(
+                "insert into gifts (id, state, amount, currency, frequency, origin, campaign, invoice_id,
+                                    payment_intent_id, checkout_session_id, plan_id, customer_id, donor_id, paid_at)
+                 select $1, 'paid', $2, $3,
+                        coalesce((select case interval when 'year' then 'yearly' else 'monthly' end
+                                  from plans where subscription_id = $4), 'monthly'),
+                        coalesce((select origin from plans where subscription_id = $4), 'stripe'),
+                        (select campaign from plans where subscription_id = $4),
+                        $5, $6, $7, (select id from plans where subscription_id = $4), $8,
+                        (select donor_id from donor_customers where customer_id = $8), $9
+                 on conflict (invoice_id) do update set
+                     payment_intent_id = coalesce(gifts.payment_intent_id, excluded.payment_intent_id),
+                     checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
+                     updated_at = now()",
+                i.gift_id.unwrap_or_else(Uuid::new_v4),
+                i.amount,
+                i.currency,
+                i.subscription_id,
+                i.invoice_id,
+                i.payment_intent_id,
+                i.session_id,
+                i.customer_id,
+                i.at,
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn record_charge(tx: &mut Tx<'_>, c: &ChargeFact) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into charges (charge_id, payment_intent_id, amount, currency, balance_transaction_id, fee, net, created)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (charge_id) do update set
+             payment_intent_id = coalesce(charges.payment_intent_id, excluded.payment_intent_id),
+             balance_transaction_id = coalesce(excluded.balance_transaction_id, charges.balance_transaction_id),
+             fee = coalesce(excluded.fee, charges.fee),
+             net = coalesce(excluded.net, charges.net),
+             updated_at = now()",
+        c.charge_id,
+        c.payment_intent_id,
+        c.amount,
+        c.currency,
+        c.balance_transaction_id,
+        c.fee,
+        c.net,
+        c.created
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn record_refund(tx: &mut Tx<'_>, r: &RefundFact) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into refunds (refund_id, charge_id, payment_intent_id, amount, currency, status, created)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (refund_id) do update set
+             status = case when refund_status_rank(excluded.status) >= refund_status_rank(refunds.status)
+                           then excluded.status else refunds.status end,
+             charge_id = coalesce(refunds.charge_id, excluded.charge_id),
+             payment_intent_id = coalesce(refunds.payment_intent_id, excluded.payment_intent_id),
+             updated_at = now()",
+        r.refund_id,
+        r.charge_id,
+        r.payment_intent_id,
+        r.amount,
+        r.currency,
+        r.status,
+        r.created
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn record_dispute(tx: &mut Tx<'_>, d: &DisputeFact) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into disputes (dispute_id, charge_id, payment_intent_id, amount, currency, status, reason, created, status_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         on conflict (dispute_id) do update set
+             status = case
+                 when dispute_status_rank(disputes.status) = 2 then disputes.status
+                 when dispute_status_rank(excluded.status) = 2 then excluded.status
+                 when excluded.status_at >= disputes.status_at then excluded.status
+                 else disputes.status end,
+             status_at = greatest(disputes.status_at, excluded.status_at),
+             amount = excluded.amount,
+             updated_at = now()",
+        d.dispute_id,
+        d.charge_id,
+        d.payment_intent_id,
+        d.amount,
+        d.currency,
+        d.status,
+        d.reason,
+        d.created,
+        d.at
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
