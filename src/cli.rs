@@ -10,7 +10,11 @@ use crate::stripe::standin::{self, StandIn};
 use crate::{db, telemetry, webhooks};
 
 #[derive(Debug, Parser)]
-#[command(name = "chipin", version, about = "Donation backend for a reader-funded newsroom")]
+#[command(
+    name = "chipin",
+    version,
+    about = "Donation backend for a reader-funded newsroom"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,10 @@ impl Cli {
                 db::migrate(&pool).await?;
                 println!("migrations applied");
             }
-            Command::StripeSim { listen, webhook_url } => {
+            Command::StripeSim {
+                listen,
+                webhook_url,
+            } => {
                 let secret = config
                     .webhook_secrets
                     .first()
@@ -104,8 +111,15 @@ impl Cli {
                     ..standin::Options::default()
                 })
                 .await?;
-                println!("Stripe stand-in at {} (no real money moves)", sim.base_url());
-                println!("STRIPE_API_BASE={} STRIPE_SECRET_KEY={}", sim.base_url(), standin::SECRET_KEY);
+                println!(
+                    "Stripe stand-in at {} (no real money moves)",
+                    sim.base_url()
+                );
+                println!(
+                    "STRIPE_API_BASE={} STRIPE_SECRET_KEY={}",
+                    sim.base_url(),
+                    standin::SECRET_KEY
+                );
                 println!("STRIPE_WEBHOOK_SECRET={secret}");
                 tokio::signal::ctrl_c().await?;
             }

@@ -192,7 +192,9 @@ impl Config {
     }
 
     /// Builds the configuration from explicit variables (tests use this).
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let vars: HashMap<String, String> = vars
             .into_iter()
             .filter(|(_, v)| !v.trim().is_empty())
@@ -298,9 +300,13 @@ impl Config {
         let rate = |name: &'static str, v: Option<String>, default: &str| {
             RateLimit::parse(v.as_deref().unwrap_or(default)).map_err(|e| invalid(name, e))
         };
-        let checkout_limit_per_ip = rate("CHECKOUT_LIMIT_PER_IP", raw.checkout_limit_per_ip, "20/10m")?;
-        let checkout_limit_per_email =
-            rate("CHECKOUT_LIMIT_PER_EMAIL", raw.checkout_limit_per_email, "5/10m")?;
+        let checkout_limit_per_ip =
+            rate("CHECKOUT_LIMIT_PER_IP", raw.checkout_limit_per_ip, "20/10m")?;
+        let checkout_limit_per_email = rate(
+            "CHECKOUT_LIMIT_PER_EMAIL",
+            raw.checkout_limit_per_email,
+            "5/10m",
+        )?;
 
         let trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", raw.trust_forwarded_for)?;
 
@@ -316,8 +322,12 @@ impl Config {
         if currencies.is_empty() {
             return Err(invalid("CURRENCIES", "list at least one currency"));
         }
-        let default_currency = Currency::parse(raw.default_currency.as_deref().unwrap_or(currencies[0].as_str()))
-            .map_err(|e| invalid("DEFAULT_CURRENCY", e.to_string()))?;
+        let default_currency = Currency::parse(
+            raw.default_currency
+                .as_deref()
+                .unwrap_or(currencies[0].as_str()),
+        )
+        .map_err(|e| invalid("DEFAULT_CURRENCY", e.to_string()))?;
         if !currencies.contains(&default_currency) {
             return Err(invalid("DEFAULT_CURRENCY", "must be one of CURRENCIES"));
         }
@@ -352,21 +362,34 @@ impl Config {
                 .map_err(|e| invalid(name, format!("not a URL: {e}")))?;
         }
 
-        let stripe_timeout = Duration::from_secs(parse_num("STRIPE_TIMEOUT_SECS", raw.stripe_timeout_secs, 10u64)?);
+        let stripe_timeout = Duration::from_secs(parse_num(
+            "STRIPE_TIMEOUT_SECS",
+            raw.stripe_timeout_secs,
+            10u64,
+        )?);
         let stripe_max_attempts = parse_num("STRIPE_MAX_ATTEMPTS", raw.stripe_max_attempts, 3u32)?;
         if stripe_max_attempts == 0 || stripe_timeout.is_zero() {
-            return Err(invalid("STRIPE_MAX_ATTEMPTS", "attempts and timeout must be above zero"));
+            return Err(invalid(
+                "STRIPE_MAX_ATTEMPTS",
+                "attempts and timeout must be above zero",
+            ));
         }
 
         let log_format = match raw.log_format.as_deref().unwrap_or("human") {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
-            other => return Err(invalid("LOG_FORMAT", format!("{other:?}: use human or json"))),
+            other => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?}: use human or json"),
+                ));
+            }
         };
 
         Ok(Self {
             database_url: SecretString::from(
-                raw.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+                raw.database_url
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             ),
             listen_addr,
             public_url,
@@ -384,7 +407,9 @@ impl Config {
             fee_estimate,
             success_url,
             cancel_url,
-            product_name: raw.product_name.unwrap_or_else(|| "Support our newsroom".into()),
+            product_name: raw
+                .product_name
+                .unwrap_or_else(|| "Support our newsroom".into()),
             stripe_timeout,
             stripe_max_attempts,
             log_format,
@@ -400,7 +425,11 @@ impl Config {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(name: &'static str, v: Option<String>, default: T) -> Result<T, ConfigError> {
+fn parse_num<T: std::str::FromStr>(
+    name: &'static str,
+    v: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
     match v {
         None => Ok(default),
         Some(s) => s
@@ -420,7 +449,12 @@ fn parse_bool(name: &'static str, v: Option<String>) -> Result<bool, ConfigError
 
 /// `2.9` → 290 basis points; at most two decimals, at most 20%.
 fn parse_percent_bps(s: &str) -> Result<u32, ConfigError> {
-    let err = || invalid("COVER_FEES_PERCENT", format!("{s:?} is not a percentage such as 2.9"));
+    let err = || {
+        invalid(
+            "COVER_FEES_PERCENT",
+            format!("{s:?} is not a percentage such as 2.9"),
+        )
+    };
     let (whole, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
     if frac.len() > 2 || whole.is_empty() {
         return Err(err());
@@ -443,7 +477,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -454,7 +491,13 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert_eq!(c.allowed_origins, vec!["http://127.0.0.1:8080"]);
         assert_eq!(c.min_amount.get(), 500);
-        assert_eq!(c.fee_estimate, FeeEstimate { percent_bps: 290, fixed: 30 });
+        assert_eq!(
+            c.fee_estimate,
+            FeeEstimate {
+                percent_bps: 290,
+                fixed: 30
+            }
+        );
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub async fn create_if_missing(url: &str) -> Result<(), sqlx::Error> {
     let Some(name) = opts.get_database().map(str::to_string) else {
         return Ok(());
     };
+    // Postgres silently cuts longer names, which would point us at another database.
+    if name.len() > 63 {
+        return Err(sqlx::Error::Configuration(
+            format!("database name {name:?} is longer than Postgres' 63 bytes").into(),
+        ));
+    }
     if opts.clone().connect().await.is_ok() {
         return Ok(());
     }

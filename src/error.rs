@@ -100,10 +100,19 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
-            Self::unavailable(e)
-        } else {
-            Self::internal(e)
+        // A query our code got wrong is a 500; everything else (the database gone, refusing
+        // connections, shutting down) is an outage the caller should retry: 503.
+        match &e {
+            sqlx::Error::Database(db)
+                if !is_unavailable(&e) && db.code().is_some_and(|c| c.starts_with("42")) =>
+            {
+                Self::internal(e)
+            }
+            sqlx::Error::RowNotFound
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_) => Self::internal(e),
+            _ => Self::unavailable(e),
         }
     }
 }

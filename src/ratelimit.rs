@@ -10,7 +10,9 @@ use crate::config::RateLimit;
 pub enum Decision {
     Allowed,
     /// Over the limit; retry after this many seconds.
-    Limited { retry_after: u64 },
+    Limited {
+        retry_after: u64,
+    },
 }
 
 /// Counts one hit in `bucket` and says whether it is within `limit`.
@@ -40,9 +42,10 @@ pub async fn hit(db: &PgPool, bucket: &str, limit: RateLimit) -> Result<Decision
 
 /// Forgets windows that ended more than a day ago.
 pub async fn prune(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!("delete from rate_limit_hits where window_start < now() - interval '1 day'")
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query!("delete from rate_limit_hits where window_start < now() - interval '1 day'")
+            .execute(db)
+            .await?;
     Ok(done.rows_affected())
 }
 

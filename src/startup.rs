@@ -36,7 +36,10 @@ pub enum StartupError {
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl Application {
@@ -47,20 +50,37 @@ impl Application {
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
-            .map_err(|source| StartupError::Bind { addr: config.listen_addr, source })?;
-        let local = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.listen_addr, source })?;
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen_addr,
+            source,
+        })?;
         if config.listen_addr.port() == 0 {
             // Bound to a random port (tests): the public URL follows it.
             config.listen_addr = local;
             config.public_url = format!("http://{local}");
-            config.success_url = format!("{}/thanks?session_id={{CHECKOUT_SESSION_ID}}", config.public_url);
+            config.success_url = format!(
+                "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+                config.public_url
+            );
             config.cancel_url = format!("{}/donate/cancelled", config.public_url);
             config.allowed_origins.push(config.public_url.clone());
         }
 
         let (stripe, standin) = match &config.stripe {
-            StripeMode::Live { secret_key, api_base } => (
-                StripeClient::new(api_base, secret_key.clone(), config.stripe_timeout, config.stripe_max_attempts),
+            StripeMode::Live {
+                secret_key,
+                api_base,
+            } => (
+                StripeClient::new(
+                    api_base,
+                    secret_key.clone(),
+                    config.stripe_timeout,
+                    config.stripe_max_attempts,
+                ),
                 None,
             ),
             StripeMode::StandIn { listen } => {
@@ -70,7 +90,9 @@ impl Application {
                     .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
                     .unwrap_or_else(standin::generate_secret);
                 if config.webhook_secrets.is_empty() {
-                    config.webhook_secrets.push(SecretString::from(secret.clone()));
+                    config
+                        .webhook_secrets
+                        .push(SecretString::from(secret.clone()));
                 }
                 let sim = StandIn::start(standin::Options {
                     listen: *listen,
@@ -79,7 +101,10 @@ impl Application {
                     ..standin::Options::default()
                 })
                 .await
-                .map_err(|source| StartupError::Bind { addr: *listen, source })?;
+                .map_err(|source| StartupError::Bind {
+                    addr: *listen,
+                    source,
+                })?;
                 tracing::warn!(
                     standin = %sim.base_url(),
                     "NO STRIPE KEY CONFIGURED: running against the Stripe stand-in. No real money moves."
@@ -137,9 +162,15 @@ pub async fn cli_state(config: Config) -> Result<AppState, StartupError> {
     let pool = db::connect(config.database_url()).await?;
     db::migrate(&pool).await?;
     let stripe = match &config.stripe {
-        StripeMode::Live { secret_key, api_base } => {
-            StripeClient::new(api_base, secret_key.clone(), config.stripe_timeout, config.stripe_max_attempts)
-        }
+        StripeMode::Live {
+            secret_key,
+            api_base,
+        } => StripeClient::new(
+            api_base,
+            secret_key.clone(),
+            config.stripe_timeout,
+            config.stripe_max_attempts,
+        ),
         StripeMode::StandIn { listen } => StripeClient::new(
             &format!("http://{listen}/"),
             SecretString::from(standin::SECRET_KEY.to_string()),
@@ -165,7 +196,10 @@ pub fn router(state: AppState) -> Router {
                 .filter_map(|o| o.parse().ok()),
         ))
         .allow_methods([Method::POST])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
         .max_age(Duration::from_secs(3600));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -194,7 +228,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match sqlx::query_scalar!("select 1 as \"one!\"").fetch_one(&state.db).await {
+    match sqlx::query_scalar!("select 1 as \"one!\"")
+        .fetch_one(&state.db)
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
     }
@@ -206,7 +243,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -87,7 +87,10 @@ impl Fields {
     pub fn from_form(body: &[u8]) -> Result<Self, InputError> {
         let mut map = Map::new();
         for (k, v) in url::form_urlencoded::parse(body) {
-            if map.insert(k.to_string(), Value::String(v.into_owned())).is_some() {
+            if map
+                .insert(k.to_string(), Value::String(v.into_owned()))
+                .is_some()
+            {
                 return Err(field(&k, "given more than once"));
             }
         }
@@ -105,7 +108,10 @@ impl Fields {
                 if s.is_empty() {
                     Ok(None)
                 } else if s.chars().count() > max_chars {
-                    Err(field(name, format!("must be at most {max_chars} characters")))
+                    Err(field(
+                        name,
+                        format!("must be at most {max_chars} characters"),
+                    ))
                 } else if s.chars().any(|c| c.is_control()) {
                     Err(field(name, "must not contain control characters"))
                 } else {
@@ -153,16 +159,23 @@ impl CheckoutRequest {
         if let Some(unknown) = f.map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(field(unknown, "is not a field of this API"));
         }
-        if f.text(HONEYPOT, 1000).ok().flatten().is_some() {
+        // Any value at all in the hidden field, whatever its type or length, marks a bot.
+        let honeypot = f.map.get(HONEYPOT);
+        if honeypot.is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
+        {
             return Err(InputError::Honeypot);
         }
 
-        let minor = f.integer("amount")?.ok_or_else(|| field("amount", "is required"))?;
+        let minor = f
+            .integer("amount")?
+            .ok_or_else(|| field("amount", "is required"))?;
         let chosen = Amount::within(minor, config.min_amount, config.max_amount).map_err(|e| {
             field(
                 "amount",
                 match e {
-                    InvalidAmount::NotPositive => "must be a positive whole number of minor units".into(),
+                    InvalidAmount::NotPositive => {
+                        "must be a positive whole number of minor units".into()
+                    }
                     other => other.to_string(),
                 },
             )
@@ -174,7 +187,8 @@ impl CheckoutRequest {
                 .ok()
                 .filter(|c| config.currencies.contains(c))
                 .ok_or_else(|| {
-                    let allowed: Vec<&str> = config.currencies.iter().map(Currency::as_str).collect();
+                    let allowed: Vec<&str> =
+                        config.currencies.iter().map(Currency::as_str).collect();
                     field("currency", format!("must be one of {}", allowed.join(", ")))
                 })?,
         };
@@ -191,19 +205,31 @@ impl CheckoutRequest {
             .text("campaign", 64)
             .map_err(|_| field("campaign", "must be a slug of at most 64 characters"))?
             .map(|c| {
-                Campaign::parse(&c)
-                    .map_err(|_| field("campaign", "must be a slug of at most 64 characters (a-z, 0-9, - and _)"))
+                Campaign::parse(&c).map_err(|_| {
+                    field(
+                        "campaign",
+                        "must be a slug of at most 64 characters (a-z, 0-9, - and _)",
+                    )
+                })
             })
             .transpose()?;
 
         let covered_fee = if f.boolean("cover_fees")? {
-            cover_fee(chosen, config.fee_estimate.percent_bps, config.fee_estimate.fixed)
+            cover_fee(
+                chosen,
+                config.fee_estimate.percent_bps,
+                config.fee_estimate.fixed,
+            )
         } else {
             0
         };
-        let amount = Amount::new(chosen.get() + covered_fee).map_err(|e| field("amount", e.to_string()))?;
+        let amount =
+            Amount::new(chosen.get() + covered_fee).map_err(|e| field("amount", e.to_string()))?;
         if amount > config.max_amount {
-            return Err(field("amount", "with the covered fee, exceeds the largest gift accepted"));
+            return Err(field(
+                "amount",
+                "with the covered fee, exceeds the largest gift accepted",
+            ));
         }
 
         Ok(Self {
@@ -252,9 +278,13 @@ mod tests {
 
     #[test]
     fn a_form_and_the_same_json_mean_the_same_gift() {
-        let json = parse_json(r#"{"amount":2500,"frequency":"monthly","email":"A@b.org","cover_fees":true}"#).unwrap();
+        let json = parse_json(
+            r#"{"amount":2500,"frequency":"monthly","email":"A@b.org","cover_fees":true}"#,
+        )
+        .unwrap();
         let form = CheckoutRequest::parse(
-            &Fields::from_form(b"amount=2500&frequency=monthly&email=a%40b.org&cover_fees=on").unwrap(),
+            &Fields::from_form(b"amount=2500&frequency=monthly&email=a%40b.org&cover_fees=on")
+                .unwrap(),
             &config(),
         )
         .unwrap();
@@ -265,22 +295,60 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        assert_eq!(field_of(parse_json(r#"{"amount":25.5,"frequency":"once"}"#)), "amount");
-        assert_eq!(field_of(parse_json(r#"{"amount":-500,"frequency":"once"}"#)), "amount");
-        assert_eq!(field_of(parse_json(r#"{"amount":"500","frequency":"once"}"#)), "amount");
-        assert_eq!(field_of(parse_json(r#"{"amount":499,"frequency":"once"}"#)), "amount");
-        assert_eq!(field_of(parse_json(r#"{"amount":2500001,"frequency":"once"}"#)), "amount");
-        assert_eq!(field_of(parse_json(r#"{"amount":500,"frequency":"weekly"}"#)), "frequency");
-        assert_eq!(field_of(parse_json(r#"{"amount":500,"frequency":"once","currency":"jpy"}"#)), "currency");
-        assert_eq!(field_of(parse_json(r#"{"amount":500,"frequency":"once","email":"nope"}"#)), "email");
-        assert_eq!(field_of(parse_json(r#"{"amount":500,"frequency":"once","card_number":"4242"}"#)), "card_number");
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":25.5,"frequency":"once"}"#)),
+            "amount"
+        );
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":-500,"frequency":"once"}"#)),
+            "amount"
+        );
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":"500","frequency":"once"}"#)),
+            "amount"
+        );
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":499,"frequency":"once"}"#)),
+            "amount"
+        );
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":2500001,"frequency":"once"}"#)),
+            "amount"
+        );
+        assert_eq!(
+            field_of(parse_json(r#"{"amount":500,"frequency":"weekly"}"#)),
+            "frequency"
+        );
+        assert_eq!(
+            field_of(parse_json(
+                r#"{"amount":500,"frequency":"once","currency":"jpy"}"#
+            )),
+            "currency"
+        );
+        assert_eq!(
+            field_of(parse_json(
+                r#"{"amount":500,"frequency":"once","email":"nope"}"#
+            )),
+            "email"
+        );
+        assert_eq!(
+            field_of(parse_json(
+                r#"{"amount":500,"frequency":"once","card_number":"4242"}"#
+            )),
+            "card_number"
+        );
         let long = "x".repeat(201);
         assert_eq!(
-            field_of(parse_json(&format!(r#"{{"amount":500,"frequency":"once","dedication":"{long}"}}"#))),
+            field_of(parse_json(&format!(
+                r#"{{"amount":500,"frequency":"once","dedication":"{long}"}}"#
+            ))),
             "dedication"
         );
         assert_eq!(
-            field_of(parse_json(&format!(r#"{{"amount":500,"frequency":"once","campaign":"{}"}}"#, "a".repeat(65)))),
+            field_of(parse_json(&format!(
+                r#"{{"amount":500,"frequency":"once","campaign":"{}"}}"#,
+                "a".repeat(65)
+            ))),
             "campaign"
         );
     }
@@ -290,7 +358,8 @@ mod tests {
         assert_eq!(parse_json("{nope").unwrap_err(), InputError::Malformed);
         assert_eq!(parse_json("[1]").unwrap_err(), InputError::Malformed);
         assert_eq!(
-            parse_json(r#"{"amount":500,"frequency":"once","website":"spam.example"}"#).unwrap_err(),
+            parse_json(r#"{"amount":500,"frequency":"once","website":"spam.example"}"#)
+                .unwrap_err(),
             InputError::Honeypot
         );
     }

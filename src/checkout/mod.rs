@@ -7,8 +7,8 @@ mod service;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -45,7 +45,13 @@ async fn create(
     let encoding = match headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .as_deref()
     {
         Some("application/json") => Encoding::Json,
@@ -79,7 +85,11 @@ async fn create(
             tracing::info!("honeypot filled; nothing created");
             return Ok(match encoding {
                 Encoding::Form => Redirect::to(&state.config.cancel_url).into_response(),
-                Encoding::Json => (StatusCode::ACCEPTED, Json(serde_json::json!({"status": "received"}))).into_response(),
+                Encoding::Json => (
+                    StatusCode::ACCEPTED,
+                    Json(serde_json::json!({"status": "received"})),
+                )
+                    .into_response(),
             });
         }
         Err(e) => return Err(e.into()),
@@ -111,7 +121,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255);
+            let key = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 255);
             match key {
                 Some(k) => Ok(Some(k.to_string())),
                 None => Err(ApiError::bad_request(
@@ -139,8 +153,12 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr 
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
         match e {
-            InputError::Malformed => ApiError::bad_request("malformed_body", "the body is not a JSON object"),
-            InputError::Field { field, message } => ApiError::invalid(&field, format!("{field} {message}")),
+            InputError::Malformed => {
+                ApiError::bad_request("malformed_body", "the body is not a JSON object")
+            }
+            InputError::Field { field, message } => {
+                ApiError::invalid(&field, format!("{field} {message}"))
+            }
             InputError::Honeypot => ApiError::bad_request("rejected", "the request was rejected"),
         }
     }
@@ -169,7 +187,9 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::Stripe(e) => {
                 tracing::warn!(error = %e, "checkout session not created");
                 let message = match e {
-                    StripeError::Refused { .. } => "the payment provider refused this gift; please try another amount or later",
+                    StripeError::Refused { .. } => {
+                        "the payment provider refused this gift; please try another amount or later"
+                    }
                     _ => "the payment provider is unavailable; please try again in a moment",
                 };
                 ApiError::new(StatusCode::BAD_GATEWAY, "payment_provider_error", message)

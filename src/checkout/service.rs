@@ -18,7 +18,10 @@ pub enum CheckoutError {
     #[error("idempotency key reused with another body")]
     KeyReused,
     #[error("rate limited on {field}")]
-    RateLimited { field: &'static str, retry_after: u64 },
+    RateLimited {
+        field: &'static str,
+        retry_after: u64,
+    },
     #[error("stripe: {0}")]
     Stripe(#[from] StripeError),
     #[error("database: {0}")]
@@ -59,17 +62,15 @@ pub async fn create_checkout(
     let gift_id = match gift_id {
         Some(id) => id,
         None => {
-            check_limits(state, req, client_ip).await?;
             let id = Uuid::new_v4();
-            insert_pending_gift(state, id, req).await?;
-            if let Some(key) = idempotency_key {
-                sqlx::query!(
-                    "update checkout_requests set gift_id = $2 where idempotency_key = $1",
-                    key,
-                    id
-                )
-                .execute(&state.db)
-                .await?;
+            if let Err(e) = start_gift(state, req, client_ip, id, idempotency_key).await {
+                // Nothing was started under the key (rate limited, or the database failed):
+                // free it, as Stripe does for a request refused before it ran, so that a retry
+                // is judged afresh instead of waiting for a gift that will never come.
+                if let Some(key) = idempotency_key {
+                    release_key(state, key).await;
+                }
+                return Err(e);
             }
             id
         }
@@ -106,7 +107,12 @@ pub async fn create_checkout(
         Err(e) => {
             let failure = match &e {
                 StripeError::Refused { code, status, .. } => {
-                    format!("stripe refused ({status}{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())
+                    format!(
+                        "stripe refused ({status}{})",
+                        code.as_deref()
+                            .map(|c| format!(", {c}"))
+                            .unwrap_or_default()
+                    )
                 }
                 StripeError::Unavailable(_) => "stripe unavailable".into(),
                 StripeError::Decode(_) => "unreadable answer from stripe".into(),
@@ -222,8 +228,12 @@ async fn check_limits(
     client_ip: IpAddr,
 ) -> Result<(), CheckoutError> {
     let cfg = &state.config;
-    if let Decision::Limited { retry_after } =
-        ratelimit::hit(&state.db, &format!("checkout-ip:{client_ip}"), cfg.checkout_limit_per_ip).await?
+    if let Decision::Limited { retry_after } = ratelimit::hit(
+        &state.db,
+        &format!("checkout-ip:{client_ip}"),
+        cfg.checkout_limit_per_ip,
+    )
+    .await?
     {
         return Err(CheckoutError::RateLimited {
             field: "ip",
@@ -244,7 +254,49 @@ async fn check_limits(
     Ok(())
 }
 
-async fn insert_pending_gift(state: &AppState, id: Uuid, req: &CheckoutRequest) -> Result<(), sqlx::Error> {
+/// The limits, then the pending gift and its tie to the key in one transaction: a key has a
+/// gift, or no gift and may be released.
+async fn start_gift(
+    state: &AppState,
+    req: &CheckoutRequest,
+    client_ip: IpAddr,
+    id: Uuid,
+    idempotency_key: Option<&str>,
+) -> Result<(), CheckoutError> {
+    check_limits(state, req, client_ip).await?;
+    let mut tx = state.db.begin().await?;
+    insert_pending_gift(&mut tx, id, req).await?;
+    if let Some(key) = idempotency_key {
+        sqlx::query!(
+            "update checkout_requests set gift_id = $2 where idempotency_key = $1",
+            key,
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives up a claim that never got a gift.
+async fn release_key(state: &AppState, key: &str) {
+    let released = sqlx::query!(
+        "delete from checkout_requests where idempotency_key = $1 and gift_id is null",
+        key
+    )
+    .execute(&state.db)
+    .await;
+    if let Err(e) = released {
+        tracing::warn!(error = %e, "idempotency key not released");
+    }
+}
+
+async fn insert_pending_gift(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    req: &CheckoutRequest,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "insert into gifts (id, state, amount, currency, covered_fee, frequency, origin, campaign,
                             utm_source, utm_medium, utm_campaign, dedication)
@@ -260,7 +312,7 @@ async fn insert_pending_gift(state: &AppState, id: Uuid, req: &CheckoutRequest) 
         req.utm_campaign.as_deref(),
         req.dedication.as_deref(),
     )
-    .execute(&state.db)
+    .execute(conn)
     .await?;
     Ok(())
 }

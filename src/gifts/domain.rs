@@ -201,9 +201,18 @@ mod tests {
     fn amounts_must_be_positive_and_within_bounds() {
         let (min, max) = (Amount::new(500).unwrap(), Amount::new(2_500_000).unwrap());
         assert_eq!(Amount::within(0, min, max), Err(InvalidAmount::NotPositive));
-        assert_eq!(Amount::within(-5, min, max), Err(InvalidAmount::NotPositive));
-        assert_eq!(Amount::within(499, min, max), Err(InvalidAmount::TooSmall(500)));
-        assert_eq!(Amount::within(2_500_001, min, max), Err(InvalidAmount::TooLarge(2_500_000)));
+        assert_eq!(
+            Amount::within(-5, min, max),
+            Err(InvalidAmount::NotPositive)
+        );
+        assert_eq!(
+            Amount::within(499, min, max),
+            Err(InvalidAmount::TooSmall(500))
+        );
+        assert_eq!(
+            Amount::within(2_500_001, min, max),
+            Err(InvalidAmount::TooLarge(2_500_000))
+        );
         assert_eq!(Amount::within(500, min, max).unwrap().get(), 500);
     }
 
@@ -217,8 +226,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalized() {
-        assert_eq!(Email::parse("  Reader@Example.ORG ").unwrap().as_str(), "reader@example.org");
-        for bad in ["", "reader", "a@b", "a@@b.org", "@b.org", "a b@c.org", "a@b.org."] {
+        assert_eq!(
+            Email::parse("  Reader@Example.ORG ").unwrap().as_str(),
+            "reader@example.org"
+        );
+        for bad in [
+            "",
+            "reader",
+            "a@b",
+            "a@@b.org",
+            "@b.org",
+            "a b@c.org",
+            "a@b.org.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert!(!format!("{:?}", Email::parse("x@y.org").unwrap()).contains("x@y"));
@@ -242,14 +262,21 @@ mod tests {
             let total = amount + fee;
             // What Stripe would keep, rounded as it rounds (half up).
             let stripe_fee = (total * 290 + 5_000) / 10_000 + 30;
-            assert!(total - stripe_fee >= amount, "{amount}: net {}", total - stripe_fee);
+            assert!(
+                total - stripe_fee >= amount,
+                "{amount}: net {}",
+                total - stripe_fee
+            );
             assert!(total - stripe_fee <= amount + 1, "{amount}: overshoot");
         }
     }
 
     #[test]
     fn frequencies_map_to_stripe_intervals() {
-        assert_eq!(Frequency::parse("monthly").unwrap().interval(), Some("month"));
+        assert_eq!(
+            Frequency::parse("monthly").unwrap().interval(),
+            Some("month")
+        );
         assert_eq!(Frequency::parse("yearly").unwrap().interval(), Some("year"));
         assert_eq!(Frequency::parse("once").unwrap().interval(), None);
         assert!(Frequency::parse("weekly").is_none());

@@ -24,7 +24,10 @@ pub struct GiftView {
     pub disputed_lost: i64,
 }
 
-pub async fn gift_by_session(db: &PgPool, session_id: &str) -> Result<Option<GiftView>, sqlx::Error> {
+pub async fn gift_by_session(
+    db: &PgPool,
+    session_id: &str,
+) -> Result<Option<GiftView>, sqlx::Error> {
     sqlx::query_as!(
         GiftView,
         r#"select g.id, g.state, g.amount, g.currency, g.frequency, g.origin, g.checkout_session_id,

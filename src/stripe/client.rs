@@ -49,7 +49,9 @@ pub struct StripeClient {
 
 impl std::fmt::Debug for StripeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeClient").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("StripeClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,14 +101,21 @@ impl StripeClient {
         serde_json::from_slice(&bytes).map_err(|e| StripeError::Decode(e.to_string()))
     }
 
-    /// `GET /v1{path}` with a query built by async-stripe's encoder (Stripe's bracket style).
-    pub async fn get<T: DeserializeOwned, Q: serde::Serialize>(
+    /// `GET /v1{path}?{query}`; keys may use Stripe's brackets (`created[gte]`).
+    pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &Q,
+        query: &[(&str, &str)],
     ) -> Result<T, StripeError> {
-        self.send(RequestBuilder::new(StripeMethod::Get, path).query(query), None)
-            .await
+        let mut req = RequestBuilder::new(StripeMethod::Get, path);
+        if !query.is_empty() {
+            req.query = Some(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
+        }
+        self.send(req, None).await
     }
 
     #[tracing::instrument(skip_all, fields(method = ?req.method, path = %req.path))]
@@ -176,7 +185,9 @@ impl StripeClient {
             match should_retry.unwrap_or(transient) {
                 true => last_error = StripeError::Unavailable(format!("HTTP {status}: {message}")),
                 false if transient => {
-                    return Err(StripeError::Unavailable(format!("HTTP {status}: {message}")));
+                    return Err(StripeError::Unavailable(format!(
+                        "HTTP {status}: {message}"
+                    )));
                 }
                 false => {
                     return Err(StripeError::Refused {

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionLineItemsPriceDataRecurring,
-    CreateCheckoutSessionLineItemsPriceDataRecurringInterval, CreateCheckoutSessionPaymentIntentData,
-    CreateCheckoutSessionSubscriptionData, ProductData,
+    CreateCheckoutSessionLineItemsPriceDataRecurringInterval,
+    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData, ProductData,
     RetrieveCheckoutSession,
 };
 use stripe_client_core::StripeRequest;
@@ -71,10 +71,14 @@ pub fn create_request(s: &NewSession<'_>) -> CreateCheckoutSession {
                 "year" => CreateCheckoutSessionLineItemsPriceDataRecurringInterval::Year,
                 _ => CreateCheckoutSessionLineItemsPriceDataRecurringInterval::Month,
             };
-            price.recurring = Some(CreateCheckoutSessionLineItemsPriceDataRecurring::new(interval));
+            price.recurring = Some(CreateCheckoutSessionLineItemsPriceDataRecurring::new(
+                interval,
+            ));
             let mut sub = CreateCheckoutSessionSubscriptionData::new();
             sub.metadata = Some(s.metadata.clone());
-            req = req.mode(CheckoutSessionMode::Subscription).subscription_data(sub);
+            req = req
+                .mode(CheckoutSessionMode::Subscription)
+                .subscription_data(sub);
         }
     }
     let mut item = CreateCheckoutSessionLineItems::new();
@@ -93,10 +97,12 @@ impl StripeClient {
         s: &NewSession<'_>,
         idempotency_key: &str,
     ) -> Result<Session, StripeError> {
-        self.send(create_request(s).build(), Some(idempotency_key)).await
+        self.send(create_request(s).build(), Some(idempotency_key))
+            .await
     }
 
     pub async fn retrieve_checkout_session(&self, id: &str) -> Result<Session, StripeError> {
-        self.send(RetrieveCheckoutSession::new(id).build(), None).await
+        self.send(RetrieveCheckoutSession::new(id).build(), None)
+            .await
     }
 }

@@ -51,11 +51,17 @@ pub fn verify(
     tolerance_secs: i64,
     now: i64,
 ) -> Result<(), SignatureError> {
-    let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(SignatureError::Missing)?;
+    let header = header
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or(SignatureError::Missing)?;
     let mut timestamp: Option<i64> = None;
     let mut candidates: Vec<[u8; 32]> = Vec::new();
     for part in header.split(',') {
-        let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match key {
             "t" => {
                 if timestamp.is_some() {
@@ -83,7 +89,9 @@ pub fn verify(
     }
     let mut matched = subtle::Choice::from(0);
     for secret in secrets {
-        let expected = mac(secret.expose_secret(), timestamp, body).finalize().into_bytes();
+        let expected = mac(secret.expose_secret(), timestamp, body)
+            .finalize()
+            .into_bytes();
         for candidate in &candidates {
             matched |= expected.as_slice().ct_eq(candidate);
         }
@@ -100,7 +108,9 @@ mod tests {
     use super::*;
 
     fn secrets(s: &[&str]) -> Vec<SecretString> {
-        s.iter().map(|s| SecretString::from(s.to_string())).collect()
+        s.iter()
+            .map(|s| SecretString::from(s.to_string()))
+            .collect()
     }
 
     const NOW: i64 = 1_700_000_000;
@@ -108,7 +118,10 @@ mod tests {
     #[test]
     fn a_signature_made_by_sign_verifies() {
         let h = sign(&["whsec_a"], NOW, b"{}");
-        assert_eq!(verify(Some(&h), b"{}", &secrets(&["whsec_a"]), 300, NOW), Ok(()));
+        assert_eq!(
+            verify(Some(&h), b"{}", &secrets(&["whsec_a"]), 300, NOW),
+            Ok(())
+        );
     }
 
     #[test]
@@ -125,8 +138,14 @@ mod tests {
         let s = secrets(&["whsec_a"]);
         let old = sign(&["whsec_a"], NOW - 301, b"x");
         let future = sign(&["whsec_a"], NOW + 301, b"x");
-        assert_eq!(verify(Some(&old), b"x", &s, 300, NOW), Err(SignatureError::Stale));
-        assert_eq!(verify(Some(&future), b"x", &s, 300, NOW), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(Some(&old), b"x", &s, 300, NOW),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify(Some(&future), b"x", &s, 300, NOW),
+            Err(SignatureError::Stale)
+        );
     }
 
     #[test]
@@ -156,6 +175,9 @@ mod tests {
         for h in ["", "garbage", "t=abc,v1=00", "v1=00", "t=1,t=2,v1=00"] {
             assert!(verify(Some(h), b"x", &s, 300, NOW).is_err(), "{h}");
         }
-        assert_eq!(verify(None, b"x", &s, 300, NOW), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(None, b"x", &s, 300, NOW),
+            Err(SignatureError::Missing)
+        );
     }
 }

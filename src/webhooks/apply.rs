@@ -6,7 +6,8 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::facts::{
-    ChargeFact, DisputeFact, DonorFact, Fact, GiftState, InstallmentFact, PaymentFact, PlanFact, RefundFact,
+    ChargeFact, DisputeFact, DonorFact, Fact, GiftState, InstallmentFact, PaymentFact, PlanFact,
+    RefundFact,
 };
 
 type Tx<'a> = Transaction<'a, Postgres>;
@@ -147,7 +148,7 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                      currency = case when $5 then $7 else currency end,
                      customer_id = coalesce(customer_id, $8),
                      donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
-                     paid_at = case when $5 then coalesce(paid_at, $9) else paid_at end,
+                     paid_at = case when $5 then least(paid_at, $9) else paid_at end,
                      campaign = coalesce(campaign, $10),
                      updated_at = now()
                  where id = $1",
@@ -167,7 +168,12 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
         }
         // A payment we have no row for: it began outside our checkout (or our row is gone).
         // Nothing to keep of a session that expired or is still unpaid without a payment.
-        None if p.payment_intent_id.is_some() && matches!(p.state, GiftState::Paid | GiftState::Pending | GiftState::Failed) => {
+        None if p.payment_intent_id.is_some()
+            && matches!(
+                p.state,
+                GiftState::Paid | GiftState::Pending | GiftState::Failed
+            ) =>
+        {
             sqlx::query!(
                 "insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
                                     payment_intent_id, customer_id, donor_id, paid_at)
@@ -177,7 +183,7 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                      checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
                      state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
                                   then excluded.state else gifts.state end,
-                     paid_at = coalesce(gifts.paid_at, excluded.paid_at),
+                     paid_at = least(gifts.paid_at, excluded.paid_at),
                      updated_at = now()",
                 p.gift_id.unwrap_or_else(Uuid::new_v4),
                 p.state.as_str(),
@@ -223,7 +229,7 @@ async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), 
                      plan_id = coalesce(plan_id, (select id from plans where subscription_id = $7)),
                      customer_id = coalesce(customer_id, $8),
                      donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
-                     paid_at = coalesce(paid_at, $9),
+                     paid_at = least(paid_at, $9),
                      updated_at = now()
                  where id = $1",
                 id,

@@ -141,7 +141,9 @@ impl From<StripeError> for Interpret {
     fn from(e: StripeError) -> Self {
         match e {
             // The object is gone or refused: retrying will not help; flag for a person.
-            StripeError::Refused { status, message, .. } => Interpret::Unreadable(format!("stripe refused a lookup ({status}): {message}")),
+            StripeError::Refused {
+                status, message, ..
+            } => Interpret::Unreadable(format!("stripe refused a lookup ({status}): {message}")),
             other => Interpret::Stripe(other),
         }
     }
@@ -169,7 +171,9 @@ fn need_str(v: &Value, key: &str) -> Result<String, Interpret> {
 }
 
 fn need_i64(v: &Value, key: &str) -> Result<i64, Interpret> {
-    v.get(key).and_then(Value::as_i64).ok_or_else(|| unreadable(format!("missing {key}")))
+    v.get(key)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| unreadable(format!("missing {key}")))
 }
 
 fn ts(secs: i64) -> DateTime<Utc> {
@@ -177,10 +181,17 @@ fn ts(secs: i64) -> DateTime<Utc> {
 }
 
 fn gift_id_in(metadata: &Value) -> Option<Uuid> {
-    metadata.get("gift_id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    metadata
+        .get("gift_id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
 }
 
-fn donor_from_details(details: &Value, name_fallback: Option<String>, customer_id: Option<String>) -> Option<Fact> {
+fn donor_from_details(
+    details: &Value,
+    name_fallback: Option<String>,
+    customer_id: Option<String>,
+) -> Option<Fact> {
     let email = s(details, "email");
     if email.is_none() && customer_id.is_none() {
         return None;
@@ -210,27 +221,34 @@ pub async fn interpret(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Inte
         | "checkout.session.async_payment_failed"
         | "checkout.session.expired" => session(state, e, o, at).await,
         "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(state, o).await,
+        // The plan's state (past due, unpaid, canceled) is read from Stripe as it is now.
         "invoice.payment_failed" => {
-            let sub = subscription_of_invoice(o).ok_or_else(|| unreadable("invoice without a subscription"))?;
-            let mut plan = fetch_plan(state, &sub, at).await?;
-            if let Fact::Plan(p) = &mut plan
-                && p.status != "canceled"
-            {
-                p.status = "past_due".into();
-            }
-            Ok(vec![plan])
+            let sub = subscription_of_invoice(o)
+                .ok_or_else(|| unreadable("invoice without a subscription"))?;
+            Ok(vec![fetch_plan(state, &sub, at).await?])
         }
-        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
-            Ok(vec![plan_from(o, at)?])
-        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted" => Ok(vec![plan_from(o, at)?]),
         "payment_intent.succeeded" => payment_intent(state, o).await,
         "charge.succeeded" => charge(state, o).await,
         "charge.refunded" => {
             let charge_id = need_str(o, "id")?;
-            let list: List = state.stripe.get("/refunds", &[("charge", charge_id.as_str()), ("limit", "100")]).await?;
-            list.data.iter().map(|r| refund_from(r).map(Fact::Refund)).collect()
+            let list: List = state
+                .stripe
+                .get(
+                    "/refunds",
+                    &[("charge", charge_id.as_str()), ("limit", "100")],
+                )
+                .await?;
+            list.data
+                .iter()
+                .map(|r| refund_from(r).map(Fact::Refund))
+                .collect()
         }
-        "refund.created" | "refund.updated" | "charge.refund.updated" => Ok(vec![Fact::Refund(refund_from(o)?)]),
+        "refund.created" | "refund.updated" | "charge.refund.updated" => {
+            Ok(vec![Fact::Refund(refund_from(o)?)])
+        }
         "charge.dispute.created"
         | "charge.dispute.updated"
         | "charge.dispute.closed"
@@ -256,11 +274,17 @@ struct List {
     data: Vec<Value>,
 }
 
-async fn session(state: &AppState, e: &Envelope, o: &Value, at: DateTime<Utc>) -> Result<Vec<Fact>, Interpret> {
+async fn session(
+    state: &AppState,
+    e: &Envelope,
+    o: &Value,
+    at: DateTime<Utc>,
+) -> Result<Vec<Fact>, Interpret> {
     let id = need_str(o, "id")?;
     let mode = need_str(o, "mode")?;
     let metadata = o.get("metadata").cloned().unwrap_or(Value::Null);
-    let gift_id = gift_id_in(&metadata).or_else(|| s(o, "client_reference_id").and_then(|r| Uuid::parse_str(&r).ok()));
+    let gift_id = gift_id_in(&metadata)
+        .or_else(|| s(o, "client_reference_id").and_then(|r| Uuid::parse_str(&r).ok()));
     let customer_id = id_of(o, "customer");
     let details = o.get("customer_details").cloned().unwrap_or(Value::Null);
     let mut facts = Vec::new();
@@ -270,7 +294,11 @@ async fn session(state: &AppState, e: &Envelope, o: &Value, at: DateTime<Utc>) -
     {
         donor_details["email"] = Value::String(email);
     }
-    if let Some(d) = donor_from_details(&donor_details, s(&metadata, "donor_name"), customer_id.clone()) {
+    if let Some(d) = donor_from_details(
+        &donor_details,
+        s(&metadata, "donor_name"),
+        customer_id.clone(),
+    ) {
         facts.push(d);
     }
     let payment_status = s(o, "payment_status").unwrap_or_default();
@@ -315,7 +343,8 @@ async fn session(state: &AppState, e: &Envelope, o: &Value, at: DateTime<Utc>) -
                 }));
                 return Ok(facts);
             }
-            let sub = id_of(o, "subscription").ok_or_else(|| unreadable("subscription session without a subscription"))?;
+            let sub = id_of(o, "subscription")
+                .ok_or_else(|| unreadable("subscription session without a subscription"))?;
             facts.push(fetch_plan(state, &sub, at).await?);
             if state_now == GiftState::Paid
                 && let Some(invoice_id) = id_of(o, "invoice")
@@ -375,7 +404,10 @@ async fn invoice_paid(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpre
     // payments do.
     let payments: List = state
         .stripe
-        .get("/invoice_payments", &[("invoice", invoice_id.as_str()), ("limit", "10")])
+        .get(
+            "/invoice_payments",
+            &[("invoice", invoice_id.as_str()), ("limit", "10")],
+        )
         .await?;
     let payment_intent_id = payments
         .data
@@ -384,7 +416,8 @@ async fn invoice_paid(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpre
         .and_then(|p| p.get("payment"))
         .and_then(|p| id_of(p, "payment_intent"));
     let mut facts = Vec::new();
-    let details = serde_json::json!({"email": o.get("customer_email"), "name": o.get("customer_name")});
+    let details =
+        serde_json::json!({"email": o.get("customer_email"), "name": o.get("customer_name")});
     if let Some(d) = donor_from_details(&details, None, customer_id.clone()) {
         facts.push(d);
     }
@@ -403,10 +436,18 @@ async fn invoice_paid(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpre
     Ok(facts)
 }
 
-/// The plan as Stripe has it now, dated `at` so that it never overrides a newer state.
-async fn fetch_plan(state: &AppState, subscription_id: &str, at: DateTime<Utc>) -> Result<Fact, Interpret> {
-    let sub: Value = state.stripe.get(&format!("/subscriptions/{subscription_id}"), &()).await?;
-    plan_from(&sub, at)
+/// The plan as Stripe has it now. It is dated now (or the event's time if later): a fetched
+/// object is the truth as of the fetch, so an older event delivered afterwards never undoes it.
+async fn fetch_plan(
+    state: &AppState,
+    subscription_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Fact, Interpret> {
+    let sub: Value = state
+        .stripe
+        .get(&format!("/subscriptions/{subscription_id}"), &[])
+        .await?;
+    plan_from(&sub, at.max(Utc::now()))
 }
 
 fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
@@ -415,7 +456,10 @@ fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
         .and_then(|i| i.get("data"))
         .and_then(|d| d.get(0))
         .ok_or_else(|| unreadable("subscription without items"))?;
-    let price = item.get("price").or_else(|| item.get("plan")).ok_or_else(|| unreadable("item without price"))?;
+    let price = item
+        .get("price")
+        .or_else(|| item.get("plan"))
+        .ok_or_else(|| unreadable("item without price"))?;
     let unit = price
         .get("unit_amount")
         .and_then(Value::as_i64)
@@ -428,7 +472,9 @@ fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
         .or_else(|| s(price, "interval"))
         .ok_or_else(|| unreadable("price without interval"))?;
     if !matches!(interval.as_str(), "month" | "year") {
-        return Err(unreadable(format!("interval {interval} is not one we offer")));
+        return Err(unreadable(format!(
+            "interval {interval} is not one we offer"
+        )));
     }
     let metadata = o.get("metadata").cloned().unwrap_or(Value::Null);
     Ok(Fact::Plan(PlanFact {
@@ -456,7 +502,11 @@ async fn payment_intent(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interp
             .stripe
             .get(
                 "/invoice_payments",
-                &[("payment[type]", "payment_intent"), ("payment[payment_intent]", id.as_str()), ("limit", "1")],
+                &[
+                    ("payment[type]", "payment_intent"),
+                    ("payment[payment_intent]", id.as_str()),
+                    ("limit", "1"),
+                ],
             )
             .await?;
         if !payments.data.is_empty() {
@@ -492,10 +542,19 @@ async fn charge(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpret> {
     let bt_id = id_of(o, "balance_transaction");
     // The fee is on the balance transaction: read it now (an expanded one needs no call).
     let (fee, net) = match (o.get("balance_transaction"), &bt_id) {
-        (Some(Value::Object(bt)), _) => (bt.get("fee").and_then(Value::as_i64), bt.get("net").and_then(Value::as_i64)),
+        (Some(Value::Object(bt)), _) => (
+            bt.get("fee").and_then(Value::as_i64),
+            bt.get("net").and_then(Value::as_i64),
+        ),
         (_, Some(id)) => {
-            let bt: Value = state.stripe.get(&format!("/balance_transactions/{id}"), &()).await?;
-            (bt.get("fee").and_then(Value::as_i64), bt.get("net").and_then(Value::as_i64))
+            let bt: Value = state
+                .stripe
+                .get(&format!("/balance_transactions/{id}"), &[])
+                .await?;
+            (
+                bt.get("fee").and_then(Value::as_i64),
+                bt.get("net").and_then(Value::as_i64),
+            )
         }
         _ => (None, None),
     };

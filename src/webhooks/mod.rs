@@ -49,7 +49,10 @@ impl From<WebhookError> for ApiError {
         match e {
             WebhookError::Signature(e) => {
                 tracing::warn!(reason = %e, "webhook refused: signature");
-                ApiError::bad_request("invalid_signature", "the Stripe-Signature header does not verify")
+                ApiError::bad_request(
+                    "invalid_signature",
+                    "the Stripe-Signature header does not verify",
+                )
             }
             WebhookError::NotAnEvent(m) => {
                 tracing::warn!(reason = %m, "webhook refused: not an event");
@@ -60,11 +63,17 @@ impl From<WebhookError> for ApiError {
                 tracing::warn!(error = %e, "webhook deferred: stripe unavailable");
                 ApiError {
                     retry_after: Some(30),
-                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stripe_unavailable", "please retry")
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "stripe_unavailable",
+                        "please retry",
+                    )
                 }
             }
             WebhookError::Db(e) => e.into(),
-            WebhookError::UnknownEvent(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such event"),
+            WebhookError::UnknownEvent(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such event")
+            }
         }
     }
 }
@@ -103,10 +112,16 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is over 1 MiB"),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is over 1 MiB",
+        ),
         _ => ApiError::bad_request("unreadable_body", "the body could not be read"),
     })?;
-    let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
     signature::verify(
         header,
         &body,
@@ -122,10 +137,12 @@ async fn receive(
 }
 
 fn parse(body: &[u8]) -> Result<(Envelope, Value), WebhookError> {
-    let text = std::str::from_utf8(body).map_err(|_| WebhookError::NotAnEvent("not UTF-8".into()))?;
-    let payload: Value = serde_json::from_str(text).map_err(|e| WebhookError::NotAnEvent(format!("not JSON: {e}")))?;
-    let envelope: Envelope =
-        serde_json::from_value(payload.clone()).map_err(|e| WebhookError::NotAnEvent(format!("no envelope: {e}")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| WebhookError::NotAnEvent("not UTF-8".into()))?;
+    let payload: Value = serde_json::from_str(text)
+        .map_err(|e| WebhookError::NotAnEvent(format!("not JSON: {e}")))?;
+    let envelope: Envelope = serde_json::from_value(payload.clone())
+        .map_err(|e| WebhookError::NotAnEvent(format!("no envelope: {e}")))?;
     if !envelope.id.starts_with("evt_") {
         return Err(WebhookError::NotAnEvent("id is not an event id".into()));
     }
@@ -134,12 +151,19 @@ fn parse(body: &[u8]) -> Result<(Envelope, Value), WebhookError> {
 
 /// Stores and applies one verified event, exactly once whatever else runs at the same time.
 #[tracing::instrument(skip_all, fields(stripe_event_id = %envelope.id))]
-pub async fn process(state: &AppState, envelope: &Envelope, payload: &Value) -> Result<Received, WebhookError> {
+pub async fn process(
+    state: &AppState,
+    envelope: &Envelope,
+    payload: &Value,
+) -> Result<Received, WebhookError> {
     // A cheap early answer for redeliveries; the insert below is what actually decides.
-    let seen: Option<i32> = sqlx::query_scalar!("select 1 from stripe_events where event_id = $1", envelope.id)
-        .fetch_optional(&state.db)
-        .await?
-        .flatten();
+    let seen: Option<i32> = sqlx::query_scalar!(
+        "select 1 from stripe_events where event_id = $1",
+        envelope.id
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .flatten();
     if seen.is_some() {
         return Ok(Received::Duplicate);
     }
@@ -150,15 +174,49 @@ pub async fn process(state: &AppState, envelope: &Envelope, payload: &Value) -> 
         Err(facts::Interpret::Stripe(e)) => return Err(e.into()),
         Err(facts::Interpret::Unreadable(msg)) => Err(msg),
     };
-    match store_and_apply(state, envelope, payload, facts).await {
-        Err(WebhookError::Db(e)) if !is_unavailable(&e) => {
-            // A bug or a data problem, not an outage: keep the event for review, answer 200
-            // (Stripe would otherwise retry for days and disable the endpoint).
-            tracing::error!(error = %e, "event could not be applied; flagged for review");
-            store_and_apply(state, envelope, payload, Err(format!("apply failed: {e}"))).await
+    // Two deliveries racing to create the same rows: the loser's unique insert fails, and
+    // running its transaction again finds the winner's rows and merges into them.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match store_and_apply(state, envelope, payload, facts.clone()).await {
+            Err(WebhookError::Db(e)) if is_race(&e) && attempt < 4 => continue,
+            Err(WebhookError::Db(e)) if is_data_problem(&e) => {
+                // A bug or a payload we cannot store, not an outage: keep the event for
+                // review and answer 200 (Stripe would otherwise retry for days and then
+                // disable the endpoint).
+                tracing::error!(error = %e, "event could not be applied; flagged for review");
+                return store_and_apply(
+                    state,
+                    envelope,
+                    payload,
+                    Err(format!("apply failed: {e}")),
+                )
+                .await;
+            }
+            other => return other,
         }
-        other => other,
     }
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Unique violations, serialization failures and deadlocks: retry the transaction.
+fn is_race(e: &sqlx::Error) -> bool {
+    matches!(sqlstate(e).as_deref(), Some("23505" | "40001" | "40P01"))
+}
+
+/// Errors that a retry cannot cure: bad data (class 22), broken integrity (23) or a bug in
+/// our SQL (42). Anything else is treated as an outage and answered 503.
+fn is_data_problem(e: &sqlx::Error) -> bool {
+    !is_unavailable(e)
+        && sqlstate(e)
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("42"))
 }
 
 async fn store_and_apply(
@@ -193,9 +251,12 @@ async fn store_and_apply(
             for fact in &facts {
                 apply::apply(&mut tx, fact).await?;
             }
-            sqlx::query!("update stripe_events set processed_at = now() where event_id = $1", envelope.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update stripe_events set processed_at = now() where event_id = $1",
+                envelope.id
+            )
+            .execute(&mut *tx)
+            .await?;
             Received::Applied
         }
         Err(reason) => {
@@ -230,20 +291,29 @@ struct EventList {
 
 /// Pages through `GET /v1/events` since `since` and applies each event not stored yet,
 /// oldest first, through the same path as a delivery.
-pub async fn sync(state: &AppState, since: chrono::DateTime<chrono::Utc>) -> Result<SyncReport, WebhookError> {
+pub async fn sync(
+    state: &AppState,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<SyncReport, WebhookError> {
     let mut all: Vec<Value> = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let mut query = vec![("created[gte]", since.timestamp().to_string()), ("limit", "100".to_string())];
+        let gte = since.timestamp().to_string();
+        let mut query = vec![("created[gte]", gte.as_str()), ("limit", "100")];
         if let Some(a) = &after {
-            query.push(("starting_after", a.clone()));
+            query.push(("starting_after", a.as_str()));
         }
         let page: EventList = state.stripe.get("/events", &query).await?;
-        after = page.data.last().and_then(|e| e["id"].as_str().map(str::to_string));
+        let last = page
+            .data
+            .last()
+            .and_then(|e| e["id"].as_str().map(str::to_string));
         all.extend(page.data);
-        if !page.has_more || after.is_none() {
+        // A page that does not move the cursor would loop forever.
+        if !page.has_more || last.is_none() || last == after {
             break;
         }
+        after = last;
     }
     let mut report = SyncReport::default();
     // Stripe lists newest first; applying oldest first keeps the end state closest to live.
@@ -262,19 +332,26 @@ pub async fn sync(state: &AppState, since: chrono::DateTime<chrono::Utc>) -> Res
 /// Applies a stored event again. Every effect is an idempotent merge, so a replay can only
 /// bring the ledger closer to Stripe's truth.
 pub async fn replay(state: &AppState, event_id: &str) -> Result<Received, WebhookError> {
-    let payload: Value = sqlx::query_scalar!("select payload from stripe_events where event_id = $1", event_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| WebhookError::UnknownEvent(event_id.into()))?;
+    let payload: Value = sqlx::query_scalar!(
+        "select payload from stripe_events where event_id = $1",
+        event_id
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| WebhookError::UnknownEvent(event_id.into()))?;
     let envelope: Envelope =
         serde_json::from_value(payload).map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
     let facts = match facts::interpret(state, &envelope).await {
         Ok(f) => f,
         Err(facts::Interpret::Stripe(e)) => return Err(e.into()),
         Err(facts::Interpret::Unreadable(msg)) => {
-            sqlx::query!("update stripe_events set needs_review = true, error = $2 where event_id = $1", event_id, msg)
-                .execute(&state.db)
-                .await?;
+            sqlx::query!(
+                "update stripe_events set needs_review = true, error = $2 where event_id = $1",
+                event_id,
+                msg
+            )
+            .execute(&state.db)
+            .await?;
             return Ok(Received::Flagged);
         }
     };

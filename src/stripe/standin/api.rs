@@ -23,7 +23,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/refunds", post(create_refund).get(list_refunds))
         .route("/v1/invoice_payments", get(list_invoice_payments))
         .route("/v1/events", get(list_events))
-        .route("/v1/subscriptions/{id}", get(retrieve).delete(cancel_subscription))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(retrieve).delete(cancel_subscription),
+        )
         .route("/v1/{*path}", get(retrieve))
         .route("/pay/{id}", get(pay_page).post(pay))
         .route("/_sim/subscriptions/{id}/renew", post(sim_renew))
@@ -33,7 +36,12 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-pub fn stripe_error(status: StatusCode, kind: &str, message: &str, param: Option<&str>) -> Response {
+pub fn stripe_error(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    param: Option<&str>,
+) -> Response {
     let mut err = json!({"error": {"type": kind, "message": message}});
     if let Some(p) = param {
         err["error"]["param"] = json!(p);
@@ -43,8 +51,15 @@ pub fn stripe_error(status: StatusCode, kind: &str, message: &str, param: Option
 
 fn sim_error(e: SimError) -> Response {
     match e {
-        SimError::NotFound(..) => stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", &e.to_string(), None),
-        SimError::Invalid(m) => stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", &m, None),
+        SimError::NotFound(..) => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &e.to_string(),
+            None,
+        ),
+        SimError::Invalid(m) => {
+            stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", &m, None)
+        }
     }
 }
 
@@ -63,7 +78,12 @@ async fn api(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer sk_") || v.starts_with("Bearer rk_"));
     if !authorized {
-        return stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "Invalid API Key provided.", None);
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Invalid API Key provided.",
+            None,
+        );
     }
     let raw = if method == Method::GET || method == Method::DELETE {
         uri.query().unwrap_or("").as_bytes().to_vec()
@@ -89,12 +109,22 @@ async fn api(
         inner.failures.pop_front()
     };
     match failure {
-        Some(Failure::Status { status, should_retry }) => {
+        Some(Failure::Status {
+            status,
+            should_retry,
+        }) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let kind = if status == 429 { "rate_limit_error" } else if status >= 500 { "api_error" } else { "invalid_request_error" };
+            let kind = if status == 429 {
+                "rate_limit_error"
+            } else if status >= 500 {
+                "api_error"
+            } else {
+                "invalid_request_error"
+            };
             let mut res = stripe_error(code, kind, "Injected failure from the stand-in.", None);
             if let Some(r) = should_retry {
-                res.headers_mut().insert("stripe-should-retry", r.to_string().parse().unwrap());
+                res.headers_mut()
+                    .insert("stripe-should-retry", r.to_string().parse().unwrap());
             }
             return res;
         }
@@ -102,7 +132,9 @@ async fn api(
         None => {}
     }
 
-    let fingerprint = hex::encode(Sha256::digest([method.as_str().as_bytes(), uri.path().as_bytes(), &raw].concat()));
+    let fingerprint = hex::encode(Sha256::digest(
+        [method.as_str().as_bytes(), uri.path().as_bytes(), &raw].concat(),
+    ));
     if method == Method::POST
         && let Some(k) = &key
     {
@@ -117,7 +149,8 @@ async fn api(
                 );
             }
             let mut res = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
-            res.headers_mut().insert("idempotent-replayed", "true".parse().unwrap());
+            res.headers_mut()
+                .insert("idempotent-replayed", "true".parse().unwrap());
             return res;
         }
     }
@@ -137,16 +170,40 @@ async fn api(
     (status, axum::Json(body)).into_response()
 }
 
-async fn create_session(State(sim): S, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    api(&sim, &method, &uri, &headers, &body, |p| sim.create_session(p)).await
+async fn create_session(
+    State(sim): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    api(&sim, &method, &uri, &headers, &body, |p| {
+        sim.create_session(p)
+    })
+    .await
 }
 
-async fn create_refund(State(sim): S, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_refund(
+    State(sim): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     api(&sim, &method, &uri, &headers, &body, |p| sim.refund(p)).await
 }
 
-async fn cancel_subscription(State(sim): S, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    api(&sim, &method, &uri, &headers, b"", |_| sim.cancel_subscription(&id, "cancellation_requested")).await
+async fn cancel_subscription(
+    State(sim): S,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    api(&sim, &method, &uri, &headers, b"", |_| {
+        sim.cancel_subscription(&id, "cancellation_requested")
+    })
+    .await
 }
 
 fn list_of(data: Vec<Value>, url: &str, limit: usize) -> Value {
@@ -155,7 +212,11 @@ fn list_of(data: Vec<Value>, url: &str, limit: usize) -> Value {
 }
 
 fn limit_of(p: &Value) -> usize {
-    p["limit"].as_str().and_then(|l| l.parse().ok()).unwrap_or(10).clamp(1, 100)
+    p["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100)
 }
 
 async fn list_refunds(State(sim): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
@@ -170,12 +231,18 @@ async fn list_refunds(State(sim): S, method: Method, uri: Uri, headers: HeaderMa
     .await
 }
 
-async fn list_invoice_payments(State(sim): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn list_invoice_payments(
+    State(sim): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     api(&sim, &method, &uri, &headers, b"", |p| {
         let invoice = p["invoice"].as_str();
         let pi = p["payment"]["payment_intent"].as_str();
         let data = sim.list("invoice_payment", |r| {
-            invoice.is_none_or(|i| r["invoice"] == i) && pi.is_none_or(|pi| r["payment"]["payment_intent"] == pi)
+            invoice.is_none_or(|i| r["invoice"] == i)
+                && pi.is_none_or(|pi| r["payment"]["payment_intent"] == pi)
         });
         Ok(list_of(data, "/v1/invoice_payments", limit_of(p)))
     })
@@ -185,14 +252,19 @@ async fn list_invoice_payments(State(sim): S, method: Method, uri: Uri, headers:
 /// `GET /v1/events`: newest first, `created[gte]`, `starting_after`, `limit`, `type`.
 async fn list_events(State(sim): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     api(&sim, &method, &uri, &headers, b"", |p| {
-        let gte = p["created"]["gte"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(i64::MIN);
+        let gte = p["created"]["gte"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(i64::MIN);
         let kind = p["type"].as_str();
         let inner = sim.inner.lock().unwrap();
         let mut events: Vec<Value> = inner
             .events
             .iter()
             .rev()
-            .filter(|e| e["created"].as_i64().unwrap_or(0) >= gte && kind.is_none_or(|k| e["type"] == k))
+            .filter(|e| {
+                e["created"].as_i64().unwrap_or(0) >= gte && kind.is_none_or(|k| e["type"] == k)
+            })
             .cloned()
             .collect();
         if let Some(after) = p["starting_after"].as_str() {
@@ -207,8 +279,19 @@ async fn list_events(State(sim): S, method: Method, uri: Uri, headers: HeaderMap
 }
 
 async fn retrieve(State(sim): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let id = uri.path().rsplit('/').next().unwrap_or_default().to_string();
-    let kind = uri.path().trim_start_matches("/v1/").split('/').next().unwrap_or_default().to_string();
+    let id = uri
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let kind = uri
+        .path()
+        .trim_start_matches("/v1/")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     api(&sim, &method, &uri, &headers, b"", |_| {
         let expected = match kind.as_str() {
             "checkout" => "checkout.session",
@@ -225,7 +308,12 @@ async fn retrieve(State(sim): S, method: Method, uri: Uri, headers: HeaderMap) -
         };
         if expected == "event" {
             let inner = sim.inner.lock().unwrap();
-            return inner.events.iter().find(|e| e["id"] == id).cloned().ok_or(SimError::NotFound("event", id.clone()));
+            return inner
+                .events
+                .iter()
+                .find(|e| e["id"] == id)
+                .cloned()
+                .ok_or(SimError::NotFound("event", id.clone()));
         }
         sim.get(&id)
             .filter(|o| o["object"] == expected)
@@ -247,13 +335,20 @@ fn expected_name(kind: &str) -> &'static str {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The hosted checkout page: a person (or a browser test) pays here.
 async fn pay_page(State(sim): S, Path(id): Path<String>) -> Response {
     let Some(session) = sim.get(&id).filter(|s| s["object"] == "checkout.session") else {
-        return (StatusCode::NOT_FOUND, Html("<h1>Checkout session not found</h1>")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Html("<h1>Checkout session not found</h1>"),
+        )
+            .into_response();
     };
     let amount = session["amount_total"].as_i64().unwrap_or(0);
     let currency = session["currency"].as_str().unwrap_or("usd").to_uppercase();
@@ -262,7 +357,11 @@ async fn pay_page(State(sim): S, Path(id): Path<String>) -> Response {
         Some("year") => " every year",
         _ => "",
     };
-    let email = escape(session["customer_email"].as_str().unwrap_or("reader@example.org"));
+    let email = escape(
+        session["customer_email"]
+            .as_str()
+            .unwrap_or("reader@example.org"),
+    );
     let status = session["status"].as_str().unwrap_or("open");
     let cancel = escape(session["cancel_url"].as_str().unwrap_or("/"));
     let page = format!(
@@ -286,9 +385,16 @@ async fn pay_page(State(sim): S, Path(id): Path<String>) -> Response {
 }
 
 async fn pay(State(sim): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let fields: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let email = fields.get("email").map(String::as_str).unwrap_or("reader@example.org");
-    let name = fields.get("name").map(String::as_str).unwrap_or("Test Reader");
+    let fields: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
+    let email = fields
+        .get("email")
+        .map(String::as_str)
+        .unwrap_or("reader@example.org");
+    let name = fields
+        .get("name")
+        .map(String::as_str)
+        .unwrap_or("Test Reader");
     match sim.pay_session(&id, email, name) {
         Ok(session) => match session["success_url"].as_str() {
             Some(url) => Redirect::to(&url.replace("{CHECKOUT_SESSION_ID}", &id)).into_response(),
@@ -325,7 +431,15 @@ async fn sim_dispute(State(sim): S, Path(id): Path<String>) -> Response {
     sim_result(sim.dispute(&id))
 }
 
-async fn sim_close_dispute(State(sim): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let status = if q.as_deref().is_some_and(|q| q.contains("status=won")) { "won" } else { "lost" };
+async fn sim_close_dispute(
+    State(sim): S,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let status = if q.as_deref().is_some_and(|q| q.contains("status=won")) {
+        "won"
+    } else {
+        "lost"
+    };
     sim_result(sim.close_dispute(&id, status))
 }

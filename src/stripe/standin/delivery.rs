@@ -61,7 +61,10 @@ impl Delivery {
             .post(&url)
             .header("Content-Type", "application/json; charset=utf-8")
             .header("Stripe-Signature", header)
-            .header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+            .header(
+                "User-Agent",
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            )
             .body(body)
             .send()
             .await

@@ -13,7 +13,9 @@ pub fn parse(input: &[u8]) -> Result<Value, String> {
         };
         path.push(head.to_string());
         while !rest.is_empty() {
-            let end = rest.find(']').ok_or_else(|| format!("unbalanced brackets in {key}"))?;
+            let end = rest
+                .find(']')
+                .ok_or_else(|| format!("unbalanced brackets in {key}"))?;
             path.push(rest[1..end].to_string());
             rest = &rest[end + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
@@ -46,8 +48,7 @@ fn insert(node: &mut Value, path: &[String], value: Value) -> Result<(), String>
 pub fn normalize(v: Value) -> Value {
     match v {
         Value::Object(m) => {
-            let is_array = !m.is_empty()
-                && (0..m.len()).all(|i| m.contains_key(&i.to_string()));
+            let is_array = !m.is_empty() && (0..m.len()).all(|i| m.contains_key(&i.to_string()));
             if is_array {
                 let mut items: Vec<(usize, Value)> = m
                     .into_iter()

@@ -45,7 +45,11 @@ impl Default for Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             webhook_url: None,
             secret: generate_secret(),
-            retry_delays: vec![Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(10)],
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_secs(10),
+            ],
             fee_percent_bps: 290,
             fee_fixed: 30,
         }

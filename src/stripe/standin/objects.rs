@@ -69,7 +69,16 @@ pub fn checkout_session(s: &SessionSpec<'_>) -> Value {
     })
 }
 
-pub fn payment_intent(id: &str, amount: i64, currency: &str, customer: &str, charge: &str, metadata: Value, description: Option<&str>, created: i64) -> Value {
+pub fn payment_intent(
+    id: &str,
+    amount: i64,
+    currency: &str,
+    customer: &str,
+    charge: &str,
+    metadata: Value,
+    description: Option<&str>,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
         "amount_details": {"tip": {}}, "amount_received": amount, "application": null,
@@ -129,7 +138,16 @@ pub fn charge(c: &ChargeSpec<'_>) -> Value {
     })
 }
 
-pub fn balance_transaction(id: &str, amount: i64, fee: i64, currency: &str, source: &str, kind: &str, category: &str, created: i64) -> Value {
+pub fn balance_transaction(
+    id: &str,
+    amount: i64,
+    fee: i64,
+    currency: &str,
+    source: &str,
+    kind: &str,
+    category: &str,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "balance_transaction", "amount": amount,
         "available_on": created + 2 * 86_400, "balance_type": "payments", "created": created, "currency": currency,
@@ -250,7 +268,14 @@ pub fn invoice(i: &InvoiceSpec<'_>) -> Value {
     })
 }
 
-pub fn invoice_payment(id: &str, invoice: &str, payment_intent: &str, amount: i64, currency: &str, created: i64) -> Value {
+pub fn invoice_payment(
+    id: &str,
+    invoice: &str,
+    payment_intent: &str,
+    amount: i64,
+    currency: &str,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "invoice_payment", "amount_paid": amount, "amount_requested": amount,
         "created": created, "currency": currency, "invoice": invoice, "is_default": true, "livemode": false,
@@ -259,7 +284,15 @@ pub fn invoice_payment(id: &str, invoice: &str, payment_intent: &str, amount: i6
     })
 }
 
-pub fn refund(id: &str, charge: &str, payment_intent: &str, amount: i64, currency: &str, balance_transaction: &str, created: i64) -> Value {
+pub fn refund(
+    id: &str,
+    charge: &str,
+    payment_intent: &str,
+    amount: i64,
+    currency: &str,
+    balance_transaction: &str,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "refund", "amount": amount, "balance_transaction": balance_transaction,
         "charge": charge, "created": created, "currency": currency,
@@ -270,7 +303,16 @@ pub fn refund(id: &str, charge: &str, payment_intent: &str, amount: i64, currenc
     })
 }
 
-pub fn dispute(id: &str, charge: &str, payment_intent: &str, amount: i64, currency: &str, status: &str, balance_transactions: Value, created: i64) -> Value {
+pub fn dispute(
+    id: &str,
+    charge: &str,
+    payment_intent: &str,
+    amount: i64,
+    currency: &str,
+    status: &str,
+    balance_transactions: Value,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "dispute", "amount": amount, "balance_transactions": balance_transactions,
         "charge": charge, "created": created, "currency": currency, "enhanced_eligibility_types": [],
@@ -290,7 +332,14 @@ pub fn dispute(id: &str, charge: &str, payment_intent: &str, amount: i64, curren
     })
 }
 
-pub fn event(id: &str, kind: &str, object: Value, previous_attributes: Option<Value>, created: i64, api_version: &str) -> Value {
+pub fn event(
+    id: &str,
+    kind: &str,
+    object: Value,
+    previous_attributes: Option<Value>,
+    created: i64,
+    api_version: &str,
+) -> Value {
     let mut data = json!({"object": object});
     if let Some(prev) = previous_attributes {
         data["previous_attributes"] = prev;

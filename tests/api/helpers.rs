@@ -1,0 +1,148 @@
+//! One small helper for every integration test: a fresh database (from `#[sqlx::test]`), a
+//! Stripe stand-in on a random port, and the real app on a random port, all over real HTTP.
+
+use std::time::Duration;
+
+use chipin::config::Config;
+use chipin::startup::Application;
+use chipin::stripe::signature;
+use chipin::stripe::standin::{self, StandIn};
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+pub struct TestApp {
+    pub address: String,
+    pub db: PgPool,
+    pub standin: StandIn,
+    pub http: reqwest::Client,
+    /// The first webhook secret the app verifies with (tests sign with it).
+    pub webhook_secret: String,
+}
+
+/// The URL of the database `#[sqlx::test]` made for this test.
+pub fn database_url(opts: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().expect("sqlx::test names the database")
+    )
+}
+
+pub async fn spawn_app(opts: PgConnectOptions) -> TestApp {
+    spawn_app_with(opts, &[]).await
+}
+
+/// `extra` overrides or adds environment settings for this app.
+pub async fn spawn_app_with(opts: PgConnectOptions, extra: &[(&str, &str)]) -> TestApp {
+    let standin = StandIn::start(standin::Options {
+        retry_delays: vec![
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+        ],
+        ..standin::Options::default()
+    })
+    .await
+    .expect("stand-in starts");
+    let mut vars: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), database_url(&opts)),
+        ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
+        ("STRIPE_SECRET_KEY".into(), standin::SECRET_KEY.into()),
+        ("STRIPE_API_BASE".into(), standin.base_url()),
+        ("STRIPE_WEBHOOK_SECRET".into(), standin.secret().into()),
+        ("STRIPE_TIMEOUT_SECS".into(), "2".into()),
+        ("CHECKOUT_LIMIT_PER_IP".into(), "1000/10m".into()),
+        ("CHECKOUT_LIMIT_PER_EMAIL".into(), "1000/10m".into()),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let webhook_secret = vars
+        .iter()
+        .find(|(k, _)| k == "STRIPE_WEBHOOK_SECRET")
+        .map(|(_, v)| v.split(',').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let config = Config::from_vars(vars).expect("test configuration is valid");
+    let app = Application::build(config).await.expect("app builds");
+    let address = app.address();
+    standin.set_webhook_url(&format!("{address}/webhooks/stripe"));
+    let db = app.state.db.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db,
+        standin,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        webhook_secret,
+    }
+}
+
+impl TestApp {
+    pub async fn checkout(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/checkout", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Pays a session on the stand-in's hosted page, as a donor would.
+    pub async fn pay(&self, checkout_url: &str) -> reqwest::Response {
+        self.http
+            .post(checkout_url)
+            .form(&[("email", "reader@example.org"), ("name", "Test Reader")])
+            .send()
+            .await
+            .expect("payment posted")
+    }
+
+    /// Posts `event` to the webhook endpoint, signed with the endpoint's secret.
+    pub async fn deliver(&self, event: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(event).unwrap();
+        let header = signature::sign(
+            &[&self.webhook_secret],
+            chrono::Utc::now().timestamp(),
+            &body,
+        );
+        self.deliver_raw(body, Some(&header)).await
+    }
+
+    pub async fn deliver_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/stripe", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("stripe-signature", s);
+        }
+        req.send().await.expect("webhook posted")
+    }
+
+    /// Waits until the stand-in has had every event it sent answered 2xx, and the count of
+    /// stored events reaches `events` (bounded; no fixed sleep).
+    pub async fn settle(&self, events: i64) {
+        for _ in 0..200 {
+            let stored: i64 = sqlx::query_scalar("select count(*) from stripe_events")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
+            if stored >= events && self.standin.undelivered() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "events did not settle: stand-in has {} undelivered",
+            self.standin.undelivered()
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests: one binary, one helper; each test gets a fresh database.
+
+mod checkout;
+mod helpers;
+mod webhooks;
