@@ -45,6 +45,18 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Stripe fees.
+    Fees {
+        #[command(subcommand)]
+        command: FeesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FeesCommand {
+    /// Fill in fee and net for paid gifts whose charge event never came (serve does this
+    /// every five minutes).
+    Settle,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +152,15 @@ impl Cli {
                 let state = crate::startup::cli_state(config).await?;
                 webhooks::replay(&state, &event_id).await?;
                 println!("event {event_id} applied again");
+            }
+            Command::Fees {
+                command: FeesCommand::Settle,
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                let n =
+                    crate::gifts::fees::settle_pending(&state, 10_000, std::time::Duration::ZERO)
+                        .await?;
+                println!("fees filled in for {n} gifts");
             }
         }
         Ok(())

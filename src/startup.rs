@@ -145,13 +145,19 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.state.config.public_url, "chipin listening");
-        axum::serve(
+        let background = tokio::spawn(crate::gifts::fees::run_periodically(
+            self.state.clone(),
+            Duration::from_secs(300),
+        ));
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+        background.abort();
+        served
     }
 }
 

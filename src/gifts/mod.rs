@@ -2,6 +2,7 @@
 //! gifts, plans, donors, refunds and disputes.
 
 mod domain;
+pub mod fees;
 pub mod ledger;
 
 pub use domain::*;

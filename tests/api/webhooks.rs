@@ -1028,3 +1028,142 @@ async fn logs_carry_no_email_signature_secret_or_payload(
         assert!(!log.contains(secret), "the log contains {secret:?}");
     }
 }
+
+#[sqlx::test]
+async fn fees_missing_because_no_charge_event_came_are_filled_in_by_settle(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "once", 2500).await;
+    paid_checkout(&g, "monthly", 1000).await;
+    let r = receiver(&opts, &g, "fees").await;
+    for e in g
+        .standin
+        .events()
+        .iter()
+        .filter(|e| e["type"] != "charge.succeeded")
+    {
+        deliver_ok(&r, e).await;
+    }
+    assert_eq!(count(&r, "select count(*) from charges").await, 0);
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&r.db)
+        .await
+        .unwrap();
+    let env = [
+        (
+            "DATABASE_URL",
+            format!(
+                "postgres://{}@{}:{}/{db}",
+                opts.get_username(),
+                opts.get_host(),
+                opts.get_port()
+            ),
+        ),
+        (
+            "STRIPE_SECRET_KEY",
+            chipin::stripe::standin::SECRET_KEY.to_string(),
+        ),
+        ("STRIPE_API_BASE", g.standin.base_url()),
+        ("STRIPE_WEBHOOK_SECRET", g.standin.secret().to_string()),
+    ];
+    let (ok, out) = run_chipin(&["fees", "settle"], &env).await;
+    assert!(ok && out.contains("fees filled in for 2 gifts"), "{out}");
+    // 2.9% + 30: 2500 -> 103, 1000 -> 59
+    assert_eq!(
+        count(&r, "select sum(fee)::int8 from charges").await,
+        103 + 59
+    );
+    assert_eq!(
+        count(&r, "select sum(net)::int8 from charges").await,
+        2500 - 103 + 1000 - 59
+    );
+    let (ok, out) = run_chipin(&["fees", "settle"], &env).await;
+    assert!(ok && out.contains("fees filled in for 0 gifts"), "{out}");
+}
+
+#[sqlx::test]
+async fn the_demo_with_no_configuration_ends_with_a_paid_gift(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let url = receiver_url(&opts, "demo");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chipin"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("STRIPE_STANDIN_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut warned = false;
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("serve logs");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        warned |= v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("No real money moves"));
+        if v["message"] == "chipin listening" {
+            break v["address"].as_str().unwrap().to_string();
+        }
+    };
+    assert!(warned, "serve says loudly that no real money moves");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let created: Value = http
+        .post(format!("{address}/api/checkout"))
+        .json(&json!({"amount": 2500, "frequency": "once"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let checkout_url = created["checkout_url"].as_str().unwrap();
+    let page = http
+        .get(checkout_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Pay 25.00 USD"), "{page}");
+    let paid = http
+        .post(checkout_url)
+        .form(&[("email", "demo@example.org"), ("name", "Demo Reader")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut state = String::new();
+    for _ in 0..200 {
+        state = sqlx::query_scalar("select state from gifts where id = $1::uuid")
+            .bind(created["id"].as_str().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if state == "paid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        state, "paid",
+        "the stand-in's signed webhook recorded the gift"
+    );
+}

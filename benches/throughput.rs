@@ -1,0 +1,256 @@
+//! `cargo bench --bench throughput`: checkout requests/s and verified webhook events/s, with
+//! p50/p99 latency, against the real router over real HTTP and the stand-in, on a fresh
+//! database. The webhook figures stand next to a raw ceiling measured in the same run: the
+//! same inserts (event claim + gift row, one transaction each) from a bare sqlx loop.
+//!
+//! Everything runs in one process on this machine, so the load generator competes with the
+//! service for the same cores; the figures are for comparing runs, not a capacity promise.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chipin::config::Config;
+use chipin::startup::Application;
+use chipin::stripe::signature;
+use chipin::stripe::standin::{self, StandIn, objects};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+struct Figures {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Figures {
+        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Runs `total` jobs with at most `concurrency` in flight; returns each job's latency.
+async fn load<F, Fut>(total: usize, concurrency: usize, job: F) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let job = Arc::new(job);
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(total);
+    for i in 0..total {
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let job = job.clone();
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            job(i).await;
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for h in handles {
+        latencies.push(h.await.unwrap());
+    }
+    figures(latencies, started.elapsed())
+}
+
+async fn fresh_database(name: &str) -> String {
+    let admin = PgPool::connect(ADMIN_URL)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+fn session_event(i: usize, run: &str) -> Value {
+    let id = format!("cs_bench_{run}_{i}");
+    let mut session = objects::checkout_session(&objects::SessionSpec {
+        id: &id,
+        mode: "payment",
+        amount: 2500,
+        currency: "usd",
+        customer_email: Some("bench@example.org"),
+        client_reference_id: None,
+        metadata: json!({}),
+        success_url: None,
+        cancel_url: None,
+        url: "",
+        submit_type: Some("donate"),
+        created: chrono::Utc::now().timestamp(),
+    });
+    session["status"] = json!("complete");
+    session["payment_status"] = json!("paid");
+    session["payment_intent"] = json!(format!("pi_bench_{run}_{i}"));
+    objects::event(
+        &format!("evt_bench_{run}_{i}"),
+        "checkout.session.completed",
+        session,
+        None,
+        chrono::Utc::now().timestamp(),
+        chipin::stripe::api_version(),
+    )
+}
+
+/// The same writes a delivery makes, without HTTP, verification or interpretation.
+async fn raw_ceiling(db: PgPool, total: usize, concurrency: usize, run: String) -> Figures {
+    let events: Arc<Vec<Value>> = Arc::new((0..total).map(|i| session_event(i, &run)).collect());
+    load(total, concurrency, move |i| {
+        let db = db.clone();
+        let events = events.clone();
+        async move {
+            let e = &events[i];
+            let mut tx = db.begin().await.unwrap();
+            sqlx::query(
+                "insert into stripe_events (event_id, type, api_version, created, livemode, payload)
+                 values ($1, $2, $3, now(), false, $4) on conflict (event_id) do nothing",
+            )
+            .bind(e["id"].as_str())
+            .bind(e["type"].as_str())
+            .bind(e["api_version"].as_str())
+            .bind(e)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "insert into gifts (id, state, amount, currency, frequency, origin, checkout_session_id, payment_intent_id, paid_at)
+                 values ($1, 'paid', 2500, 'usd', 'once', 'stripe', $2, $3, now()) on conflict (payment_intent_id) do nothing",
+            )
+            .bind(uuid::Uuid::new_v4())
+            .bind(e["data"]["object"]["id"].as_str())
+            .bind(e["data"]["object"]["payment_intent"].as_str())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query("update stripe_events set processed_at = now() where event_id = $1")
+                .bind(e["id"].as_str())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    })
+    .await
+}
+
+fn print(label: &str, f: &Figures) {
+    println!(
+        "{label:<44} {:>8.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        f.per_sec,
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let url = fresh_database("chipin_bench").await;
+    let sim = StandIn::start(standin::Options::default()).await.unwrap();
+    let config = Config::from_vars([
+        ("DATABASE_URL".to_string(), url.clone()),
+        ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
+        ("STRIPE_SECRET_KEY".into(), standin::SECRET_KEY.into()),
+        ("STRIPE_API_BASE".into(), sim.base_url()),
+        ("STRIPE_WEBHOOK_SECRET".into(), sim.secret().into()),
+        ("CHECKOUT_LIMIT_PER_IP".into(), "1000000/1m".into()),
+    ])
+    .unwrap();
+    let app = Application::build(config).await.unwrap();
+    let address = app.address();
+    let db = app.state.db.clone();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .unwrap();
+
+    println!(
+        "chipin throughput (release build, this machine: {} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!("\ncheckout: POST /api/checkout -> pending gift + Checkout Session at the stand-in");
+    for (concurrency, total) in [(1usize, 500usize), (32, 2000)] {
+        let http = http.clone();
+        let address = address.clone();
+        let f = load(total, concurrency, move |i| {
+            let http = http.clone();
+            let address = address.clone();
+            async move {
+                let res = http
+                    .post(format!("{address}/api/checkout"))
+                    .json(&json!({"amount": 1000 + i as i64, "frequency": if i % 3 == 0 { "monthly" } else { "once" }}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 201);
+            }
+        })
+        .await;
+        print(
+            &format!("  {concurrency:>2} concurrent client(s), {total} requests"),
+            &f,
+        );
+    }
+
+    println!("\nwebhooks: signed checkout.session.completed, verified, stored once, gift recorded");
+    let secret = sim.secret().to_string();
+    for (n, (concurrency, total)) in [(1usize, 500usize), (16, 2000), (64, 2000)]
+        .into_iter()
+        .enumerate()
+    {
+        let run = format!("w{n}");
+        let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+            (0..total)
+                .map(|i| serde_json::to_vec(&session_event(i, &run)).unwrap())
+                .collect(),
+        );
+        let http2 = http.clone();
+        let address2 = address.clone();
+        let secret2 = secret.clone();
+        let f = load(total, concurrency, move |i| {
+            let http = http2.clone();
+            let address = address2.clone();
+            let body = bodies[i].clone();
+            let header = signature::sign(&[&secret2], chrono::Utc::now().timestamp(), &body);
+            async move {
+                let res = http
+                    .post(format!("{address}/webhooks/stripe"))
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", header)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+            }
+        })
+        .await;
+        let raw = raw_ceiling(db.clone(), total, concurrency, format!("raw{n}")).await;
+        print(
+            &format!("  {concurrency:>2} concurrent deliveries, {total} events"),
+            &f,
+        );
+        print(
+            &format!("  {concurrency:>2} raw ceiling (bare sqlx, same inserts)"),
+            &raw,
+        );
+        println!("     ratio verified/raw: {:.2}", f.per_sec / raw.per_sec);
+    }
+    let recorded: i64 = sqlx::query_scalar("select count(*) from gifts where state = 'paid'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    println!("\npaid gifts recorded in the bench database: {recorded}");
+}

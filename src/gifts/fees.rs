@@ -1,0 +1,143 @@
+//! Filling in Stripe's fee and net for paid gifts whose charge we have not been told about
+//! (its `charge.succeeded` was lost, or came before Stripe knew the fee). Runs on a schedule
+//! inside `serve` and as `chipin fees settle`; safe on several instances at once, since each
+//! charge is merged by its id.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::state::AppState;
+use crate::stripe::StripeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeeError {
+    #[error("stripe: {0}")]
+    Stripe(#[from] StripeError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    latest_charge: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Charge {
+    id: String,
+    amount: i64,
+    currency: String,
+    created: i64,
+    balance_transaction: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct BalanceTransaction {
+    id: String,
+    fee: i64,
+    net: i64,
+}
+
+/// Settles up to `limit` gifts paid at least `min_age` ago that have no known fee, oldest
+/// first (the age leaves time for `charge.succeeded` to come on its own). Returns how many
+/// got their fee.
+pub async fn settle_pending(
+    state: &AppState,
+    limit: i64,
+    min_age: std::time::Duration,
+) -> Result<usize, FeeError> {
+    let missing: Vec<String> = sqlx::query_scalar!(
+        r#"select g.payment_intent_id as "pi!"
+           from gifts g
+           where g.state = 'paid' and g.payment_intent_id is not null
+             and g.paid_at <= now() - make_interval(secs => $2)
+             and not exists (select 1 from charges c
+                             where c.payment_intent_id = g.payment_intent_id and c.fee is not null)
+           order by g.paid_at
+           limit $1"#,
+        limit,
+        min_age.as_secs_f64()
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut settled = 0;
+    for pi in missing {
+        match settle_one(state, &pi).await {
+            Ok(true) => settled += 1,
+            Ok(false) => {}
+            // One payment Stripe will not show us must not hold up the others.
+            Err(FeeError::Stripe(StripeError::Refused { status, .. })) => {
+                tracing::warn!(payment_intent = %pi, status, "stripe refused a fee lookup");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(settled)
+}
+
+async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeError> {
+    let pi: PaymentIntent = state
+        .stripe
+        .get(&format!("/payment_intents/{payment_intent}"), &[])
+        .await?;
+    let charge_id = match pi.latest_charge {
+        Some(Value::String(id)) => id,
+        Some(Value::Object(o)) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => return Ok(false),
+    };
+    let charge: Charge = state
+        .stripe
+        .get(&format!("/charges/{charge_id}"), &[])
+        .await?;
+    let bt_id = match &charge.balance_transaction {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Object(o)) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        // Not settled yet: the next pass tries again.
+        _ => return Ok(false),
+    };
+    let bt: BalanceTransaction = state
+        .stripe
+        .get(&format!("/balance_transactions/{bt_id}"), &[])
+        .await?;
+    sqlx::query!(
+        "insert into charges (charge_id, payment_intent_id, amount, currency, balance_transaction_id, fee, net, created)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (charge_id) do update set
+             payment_intent_id = coalesce(charges.payment_intent_id, excluded.payment_intent_id),
+             balance_transaction_id = excluded.balance_transaction_id,
+             fee = excluded.fee, net = excluded.net, updated_at = now()",
+        charge.id,
+        payment_intent,
+        charge.amount,
+        charge.currency,
+        bt.id,
+        bt.fee,
+        bt.net,
+        chrono::DateTime::from_timestamp(charge.created, 0).unwrap_or_default()
+    )
+    .execute(&state.db)
+    .await?;
+    Ok(true)
+}
+
+/// The pass `serve` runs every few minutes.
+pub async fn run_periodically(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match settle_pending(&state, 200, std::time::Duration::from_secs(60)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "filled in Stripe fees"),
+            Err(e) => tracing::warn!(error = %e, "fee settlement pass failed; will retry"),
+        }
+    }
+}
