@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::reports::staff::{self, Role};
 use crate::startup::Application;
 use crate::stripe::standin::{self, StandIn};
 use crate::{db, telemetry, webhooks};
@@ -45,11 +46,56 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Staff API tokens for the reports.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Reports for finance staff, at the terminal.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Stripe fees.
     Fees {
         #[command(subcommand)]
         command: FeesCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Create a staff member and print their token (shown once, stored only as a hash).
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["viewer", "finance", "admin"])]
+        role: String,
+    },
+    /// List staff members.
+    List,
+    /// Revoke a staff member's token.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// The summary's figures (the same as GET /api/reports/summary).
+    Summary {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "month")]
+        interval: String,
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+    },
+    /// Recompute the kept daily aggregates from the ledger (after changing REPORT_TIME_ZONE).
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +199,79 @@ impl Cli {
                 webhooks::replay(&state, &event_id).await?;
                 println!("event {event_id} applied again");
             }
+            Command::Staff { command } => {
+                let state = crate::startup::cli_state(config).await?;
+                match command {
+                    StaffCommand::Add { name, role } => {
+                        let role = Role::parse(&role).ok_or("unknown role")?;
+                        let token = staff::add(&state.db, &name, role).await?;
+                        println!("{token}");
+                        eprintln!(
+                            "token for {name} ({}): shown once, keep it safe",
+                            role.as_str()
+                        );
+                    }
+                    StaffCommand::List => {
+                        for (name, role, created, revoked) in staff::list(&state.db).await? {
+                            let status = revoked
+                                .map(|r| format!("revoked {r}"))
+                                .unwrap_or_else(|| "active".into());
+                            println!("{name}\t{role}\tcreated {created}\t{status}");
+                        }
+                    }
+                    StaffCommand::Revoke { name } => {
+                        staff::revoke(&state.db, &name).await?;
+                        println!("revoked {name}");
+                    }
+                }
+            }
+            Command::Report {
+                command: ReportCommand::Rebuild,
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                let mut tx = state.db.begin().await?;
+                let days = crate::reports::aggregates::rebuild_all(
+                    &mut tx,
+                    &state.config.report_time_zone,
+                )
+                .await?;
+                tx.commit().await?;
+                println!(
+                    "rebuilt {days} days of totals in {}",
+                    state.config.report_time_zone
+                );
+            }
+            Command::Report {
+                command:
+                    ReportCommand::Summary {
+                        from,
+                        to,
+                        interval,
+                        currency,
+                        campaign,
+                        format,
+                    },
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                let query = crate::reports::SummaryQuery {
+                    from: Some(from),
+                    to: Some(to),
+                    interval: Some(interval),
+                    currency,
+                    campaign,
+                    format: None,
+                };
+                let params = crate::reports::SummaryParams::parse(&query, &state.config)
+                    .map_err(|(param, message)| format!("--{param}: {message}"))?;
+                let summary =
+                    crate::reports::summarize(&state.db, &params, &state.config.report_time_zone)
+                        .await?;
+                match format.as_str() {
+                    "json" => println!("{}", serde_json::to_string_pretty(&summary)?),
+                    "csv" => print!("{}", summary.to_csv()),
+                    _ => print_table(&summary),
+                }
+            }
             Command::Fees {
                 command: FeesCommand::Settle,
             } => {
@@ -164,6 +283,28 @@ impl Cli {
             }
         }
         Ok(())
+    }
+}
+
+fn print_table(s: &crate::reports::Summary) {
+    println!(
+        "{} by {:?}, {} to {} ({}), minor units",
+        s.currency, s.interval, s.from, s.to, s.time_zone
+    );
+    println!(
+        "{:<12}{:>12}{:>12}{:>12}{:>12}{:>10}{:>8}",
+        "period", "gross", "refunded", "disputed", "net", "fees", "gifts"
+    );
+    let rows = s
+        .periods
+        .iter()
+        .map(|p| (p.start.to_string(), &p.figures))
+        .chain(std::iter::once(("total".to_string(), &s.total)));
+    for (label, f) in rows {
+        println!(
+            "{label:<12}{:>12}{:>12}{:>12}{:>12}{:>10}{:>8}",
+            f.gross, f.refunded, f.disputed, f.net, f.fees, f.gifts
+        );
     }
 }
 

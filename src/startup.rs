@@ -19,7 +19,7 @@ use crate::config::{Config, StripeMode};
 use crate::state::AppState;
 use crate::stripe::StripeClient;
 use crate::stripe::standin::{self, StandIn};
-use crate::{checkout, db, webhooks};
+use crate::{checkout, db, reports, webhooks};
 
 pub struct Application {
     listener: TcpListener,
@@ -40,13 +40,30 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("invalid setting REPORT_TIME_ZONE: {0:?} is not a time zone Postgres knows")]
+    TimeZone(String),
+}
+
+/// Connects, migrates and checks the settings only the database can judge.
+async fn open_database(config: &Config) -> Result<sqlx::PgPool, StartupError> {
+    db::create_if_missing(config.database_url()).await?;
+    let pool = db::connect(config.database_url()).await?;
+    db::migrate(&pool).await?;
+    let known: bool = sqlx::query_scalar!(
+        r#"select exists (select 1 from pg_timezone_names where name = $1) as "known!""#,
+        config.report_time_zone
+    )
+    .fetch_one(&pool)
+    .await?;
+    if !known {
+        return Err(StartupError::TimeZone(config.report_time_zone.clone()));
+    }
+    Ok(pool)
 }
 
 impl Application {
     pub async fn build(mut config: Config) -> Result<Self, StartupError> {
-        db::create_if_missing(config.database_url()).await?;
-        let pool = db::connect(config.database_url()).await?;
-        db::migrate(&pool).await?;
+        let pool = open_database(&config).await?;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -164,9 +181,7 @@ impl Application {
 /// The state a one-off command needs: the database and a Stripe client, no listener. In
 /// stand-in mode the client points at the stand-in a running `chipin serve` started.
 pub async fn cli_state(config: Config) -> Result<AppState, StartupError> {
-    db::create_if_missing(config.database_url()).await?;
-    let pool = db::connect(config.database_url()).await?;
-    db::migrate(&pool).await?;
+    let pool = open_database(&config).await?;
     let stripe = match &config.stripe {
         StripeMode::Live {
             secret_key,
@@ -212,6 +227,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(checkout::router().layer(cors))
         .merge(webhooks::router())
+        .merge(crate::pages::router())
+        .merge(reports::router())
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

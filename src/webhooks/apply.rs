@@ -3,6 +3,8 @@
 //! the same fact told twice, or facts told in any order, end in the same rows.
 
 use sqlx::{Postgres, Transaction};
+
+use crate::reports::aggregates::{self, Touched};
 use uuid::Uuid;
 
 use super::facts::{
@@ -12,7 +14,53 @@ use super::facts::{
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-pub async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
+/// Applies an event's facts and keeps the daily aggregates of every day they touch (before
+/// and after: a gift whose paid day moved leaves its old day too).
+pub async fn apply_all(tx: &mut Tx<'_>, facts: &[Fact], tz: &str) -> Result<(), sqlx::Error> {
+    let touched = touched(facts);
+    let mut days = aggregates::days_of(tx, &touched, tz).await?;
+    for fact in facts {
+        apply(tx, fact).await?;
+    }
+    days.extend(aggregates::days_of(tx, &touched, tz).await?);
+    aggregates::refresh(tx, days, tz).await
+}
+
+fn touched(facts: &[Fact]) -> Touched {
+    let mut t = Touched::default();
+    let mut pi = |id: &Option<String>| {
+        if let Some(id) = id {
+            t.payment_intents.push(id.clone());
+        }
+    };
+    for fact in facts {
+        match fact {
+            Fact::OneTime(p) => pi(&p.payment_intent_id),
+            Fact::Installment(i) => pi(&i.payment_intent_id),
+            Fact::Charge(c) => pi(&c.payment_intent_id),
+            Fact::Refund(r) => pi(&r.payment_intent_id),
+            Fact::Dispute(d) => pi(&d.payment_intent_id),
+            Fact::Donor(_) | Fact::Plan(_) => {}
+        }
+    }
+    for fact in facts {
+        match fact {
+            Fact::OneTime(p) => {
+                t.sessions.extend(p.session_id.clone());
+                t.gift_ids.extend(p.gift_id);
+            }
+            Fact::Installment(i) => {
+                t.invoices.push(i.invoice_id.clone());
+                t.sessions.extend(i.session_id.clone());
+                t.gift_ids.extend(i.gift_id);
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
     match fact {
         Fact::Donor(d) => record_donor(tx, d).await,
         Fact::Plan(p) => record_plan(tx, p).await,

@@ -248,9 +248,7 @@ async fn store_and_apply(
     }
     let outcome = match facts {
         Ok(facts) => {
-            for fact in &facts {
-                apply::apply(&mut tx, fact).await?;
-            }
+            apply::apply_all(&mut tx, &facts, &state.config.report_time_zone).await?;
             sqlx::query!(
                 "update stripe_events set processed_at = now() where event_id = $1",
                 envelope.id
@@ -356,9 +354,7 @@ pub async fn replay(state: &AppState, event_id: &str) -> Result<Received, Webhoo
         }
     };
     let mut tx = state.db.begin().await?;
-    for fact in &facts {
-        apply::apply(&mut tx, fact).await?;
-    }
+    apply::apply_all(&mut tx, &facts, &state.config.report_time_zone).await?;
     sqlx::query!(
         "update stripe_events set processed_at = now(), needs_review = false, error = null where event_id = $1",
         event_id

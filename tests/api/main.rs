@@ -2,4 +2,5 @@
 
 mod checkout;
 mod helpers;
+mod reports;
 mod webhooks;

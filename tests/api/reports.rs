@@ -1,0 +1,335 @@
+//! Reports: staff access, and summary figures built through the webhook path and checked
+//! against expectations computed by hand.
+
+use chipin::reports::staff::{self, Role};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+async fn summary(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+    app.http
+        .get(format!("{}/api/reports/summary?{query}", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn only_valid_unrevoked_tokens_in_the_header_get_in(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let app = spawn_app(opts).await;
+    let token = staff::add(&app.db, "ada", Role::Viewer).await.unwrap();
+    let q = "from=2026-01-01&to=2026-01-31&interval=day&currency=usd";
+    assert_eq!(summary(&app, &token, q).await.status(), 200);
+    let no_token = app
+        .http
+        .get(format!("{}/api/reports/summary?{q}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert_eq!(summary(&app, "chipin_not_a_token", q).await.status(), 401);
+    let in_query = app
+        .http
+        .get(format!(
+            "{}/api/reports/summary?{q}&token={token}",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_query.status(), 400);
+    // The hash is stored, never the token.
+    let stored: i64 = sqlx::query_scalar("select count(*) from staff where token_hash = $1")
+        .bind(&token)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    staff::revoke(&app.db, "ada").await.unwrap();
+    assert_eq!(summary(&app, &token, q).await.status(), 401);
+}
+
+#[sqlx::test]
+async fn bad_summary_parameters_are_400_naming_the_parameter(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let app = spawn_app(opts).await;
+    let token = staff::add(&app.db, "ada", Role::Viewer).await.unwrap();
+    for (query, param) in [
+        ("from=2026-02-01&to=2026-01-01", "from"),
+        (
+            "from=2026-01-01&to=2026-02-01&interval=fortnight",
+            "interval",
+        ),
+        ("from=2020-01-01&to=2026-02-01", "to"),
+        ("from=2026-01-01&to=2026-02-01&currency=jpy", "currency"),
+        ("to=2026-02-01", "from"),
+    ] {
+        let res = summary(&app, &token, query).await;
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["field"], param, "{query}");
+    }
+}
+
+/// Runs an event through the app with its times moved to `at` (RFC 3339).
+async fn deliver_at(app: &TestApp, event: &Value, at: &str, id: &str) {
+    let t = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .timestamp();
+    let mut e = event.clone();
+    e["id"] = json!(id);
+    e["created"] = json!(t);
+    if e["data"]["object"].get("created").is_some() {
+        e["data"]["object"]["created"] = json!(t);
+    }
+    let res = app.deliver(&e).await;
+    assert_eq!(res.status(), 200, "{}", e["type"]);
+}
+
+/// A ledger with known dates: the generator's stand-in makes real payments, and their events
+/// are delivered with chosen times to a receiver configured with `tz`.
+async fn dated_ledger(opts: PgConnectOptions, tz: &str) -> (TestApp, String) {
+    let g = spawn_app(opts.clone()).await;
+    g.standin.pause_deliveries(true);
+    let mut sessions = Vec::new();
+    for (amount, currency) in [(5000, "usd"), (2500, "usd"), (1000, "usd"), (3000, "eur")] {
+        let created: Value = g
+            .checkout(json!({"amount": amount, "frequency": "once", "currency": currency}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        g.pay(created["checkout_url"].as_str().unwrap()).await;
+        sessions.push(
+            g.standin
+                .object(created["stripe_session_id"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    let pi_a = sessions[0]["payment_intent"].as_str().unwrap().to_string();
+    let refund = g
+        .http
+        .post(format!("{}v1/refunds", g.standin.base_url()))
+        .bearer_auth(chipin::stripe::standin::SECRET_KEY)
+        .form(&[("payment_intent", pi_a.as_str()), ("amount", "1000")])
+        .send()
+        .await
+        .unwrap();
+    assert!(refund.status().is_success());
+    let events = g.standin.events();
+    let completed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "checkout.session.completed")
+        .collect();
+    let refund_created = events
+        .iter()
+        .find(|e| e["type"] == "refund.created")
+        .unwrap();
+
+    let db = format!(
+        "chipin_rcv_{}_rep",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let url = format!(
+        "postgres://{}@{}:{}/{db}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port()
+    );
+    let r = spawn_app_with(
+        opts,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("STRIPE_API_BASE", g.standin.base_url().as_str()),
+            ("STRIPE_WEBHOOK_SECRET", g.standin.secret()),
+            ("REPORT_TIME_ZONE", tz),
+        ],
+    )
+    .await;
+    deliver_at(&r, completed[0], "2026-01-15T12:00:00Z", "evt_a").await;
+    deliver_at(&r, completed[1], "2026-02-10T12:00:00Z", "evt_b").await;
+    // Late on 31 January in UTC: still January in New York, already February in Auckland.
+    deliver_at(&r, completed[2], "2026-01-31T23:30:00Z", "evt_c").await;
+    deliver_at(&r, completed[3], "2026-01-20T12:00:00Z", "evt_eur").await;
+    // A refund of January's gift, made in March, counts in March.
+    deliver_at(&r, refund_created, "2026-03-05T12:00:00Z", "evt_refund").await;
+    let token = staff::add(&r.db, "fin", Role::Finance).await.unwrap();
+    (r, token)
+}
+
+fn month(body: &Value, i: usize) -> (i64, i64, i64, i64) {
+    let p = &body["periods"][i];
+    (
+        p["gross"].as_i64().unwrap(),
+        p["refunded"].as_i64().unwrap(),
+        p["net"].as_i64().unwrap(),
+        p["gifts"].as_i64().unwrap(),
+    )
+}
+
+#[sqlx::test]
+async fn monthly_figures_match_the_ledger_in_new_york(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (app, token) = dated_ledger(opts, "America/New_York").await;
+    let res = summary(
+        &app,
+        &token,
+        "from=2026-01-01&to=2026-03-31&interval=month&currency=usd",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["time_zone"], "America/New_York");
+    assert_eq!(body["periods"].as_array().unwrap().len(), 3);
+    assert_eq!(month(&body, 0), (5000 + 1000, 0, 6000, 2));
+    assert_eq!(month(&body, 1), (2500, 0, 2500, 1));
+    assert_eq!(month(&body, 2), (0, 1000, -1000, 0));
+    assert_eq!(body["total"]["gross"], 8500);
+    assert_eq!(body["total"]["net"], 7500);
+    assert_eq!(body["total"]["one_time_net"], 7500);
+    // Stripe's fees (2.9% + 30) of the three usd gifts, from their balance transactions
+    // would need charge events; none were delivered, so no fee is known yet.
+    assert_eq!(body["total"]["fees"], 0);
+
+    // The euro gift is never added to dollars.
+    let eur: Value = summary(
+        &app,
+        &token,
+        "from=2026-01-01&to=2026-03-31&interval=year&currency=eur",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(eur["total"]["gross"], 3000);
+    assert_eq!(eur["periods"].as_array().unwrap().len(), 1);
+}
+
+#[sqlx::test]
+async fn the_same_instant_falls_in_february_in_auckland(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (app, token) = dated_ledger(opts, "Pacific/Auckland").await;
+    let body: Value = summary(
+        &app,
+        &token,
+        "from=2026-01-01&to=2026-03-31&interval=month&currency=usd",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(month(&body, 0), (5000, 0, 5000, 1));
+    assert_eq!(month(&body, 1), (2500 + 1000, 0, 3500, 2));
+}
+
+#[sqlx::test]
+async fn csv_carries_the_same_figures_as_json(_pool: PgPoolOptions, opts: PgConnectOptions) {
+    let (app, token) = dated_ledger(opts, "UTC").await;
+    let q = "from=2026-01-01&to=2026-03-31&interval=month&currency=usd";
+    let json: Value = summary(&app, &token, q).await.json().await.unwrap();
+    let csv = app
+        .http
+        .get(format!("{}/api/reports/summary?{q}", app.address))
+        .bearer_auth(&token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "three months and the total");
+    for (i, row) in rows.iter().enumerate() {
+        let source = if i < 3 {
+            &json["periods"][i]
+        } else {
+            &json["total"]
+        };
+        for (name, value) in header.iter().zip(row) {
+            match *name {
+                "period" => assert_eq!(
+                    *value,
+                    if i < 3 {
+                        source["start"].as_str().unwrap()
+                    } else {
+                        "total"
+                    }
+                ),
+                "currency" => assert_eq!(*value, "usd"),
+                _ => assert_eq!(
+                    value.parse::<i64>().unwrap(),
+                    source[*name].as_i64().unwrap(),
+                    "{name} row {i}"
+                ),
+            }
+        }
+    }
+    let by_format = summary(&app, &token, &format!("{q}&format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(by_format, text);
+}
+
+#[sqlx::test]
+async fn staff_commands_add_list_and_revoke(_pool: PgPoolOptions, opts: PgConnectOptions) {
+    let app = spawn_app(opts.clone()).await;
+    let url = crate::helpers::database_url(&opts);
+    let run = |args: Vec<&'static str>| {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chipin"))
+                .args(args)
+                .env_clear()
+                .env("DATABASE_URL", url)
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
+        }
+    };
+    let (ok, token) = run(vec!["staff", "add", "grace", "--role", "finance"]).await;
+    assert!(ok);
+    let token = token.trim().to_string();
+    assert!(token.starts_with("chipin_"));
+    assert_eq!(
+        summary(&app, &token, "from=2026-01-01&to=2026-01-02")
+            .await
+            .status(),
+        200
+    );
+    let (ok, listed) = run(vec!["staff", "list"]).await;
+    assert!(ok && listed.contains("grace\tfinance") && !listed.contains(&token));
+    let (ok, _) = run(vec!["staff", "add", "grace", "--role", "viewer"]).await;
+    assert!(!ok, "names are unique");
+    let (ok, _) = run(vec!["staff", "revoke", "grace"]).await;
+    assert!(ok);
+    assert_eq!(
+        summary(&app, &token, "from=2026-01-01&to=2026-01-02")
+            .await
+            .status(),
+        401
+    );
+}
