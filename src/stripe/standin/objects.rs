@@ -47,13 +47,15 @@ pub fn checkout_session(s: &SessionSpec<'_>) -> Value {
         "collected_information": null, "consent": null, "consent_collection": null,
         "created": s.created, "currency": s.currency, "currency_conversion": null,
         "custom_fields": [], "custom_text": {"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null},
-        "customer": null, "customer_creation": if s.mode == "payment" { "if_required" } else { "always" },
+        "customer": null, "customer_account": null,
+        "customer_creation": if s.mode == "payment" { "if_required" } else { "always" },
         "customer_details": null, "customer_email": s.customer_email,
         "discounts": [], "expires_at": s.created + 86_400,
-        "invoice": null, "invoice_creation": if s.mode == "payment" {
+        "integration_identifier": null, "invoice": null, "invoice_creation": if s.mode == "payment" {
             json!({"enabled": false, "invoice_data": {"account_tax_ids": null, "custom_fields": null, "description": null, "footer": null, "issuer": null, "metadata": {}, "rendering_options": null}})
         } else { Value::Null },
-        "livemode": false, "locale": null, "metadata": s.metadata, "mode": s.mode,
+        "livemode": false, "locale": null, "managed_payments": {"enabled": false},
+        "metadata": s.metadata, "mode": s.mode,
         "origin_context": null, "payment_intent": null, "payment_link": null,
         "payment_method_collection": if s.mode == "subscription" { json!("always") } else { Value::Null },
         "payment_method_configuration_details": null,
@@ -69,6 +71,7 @@ pub fn checkout_session(s: &SessionSpec<'_>) -> Value {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn payment_intent(
     id: &str,
     amount: i64,
@@ -85,9 +88,11 @@ pub fn payment_intent(
         "application_fee_amount": null, "automatic_payment_methods": null,
         "canceled_at": null, "cancellation_reason": null, "capture_method": "automatic",
         "client_secret": format!("{id}_secret_standin"), "confirmation_method": "automatic",
-        "created": created, "currency": currency, "customer": customer, "description": description,
+        "created": created, "currency": currency, "customer": customer, "customer_account": null,
+        "description": description,
         "excluded_payment_method_types": null, "last_payment_error": null, "latest_charge": charge,
-        "livemode": false, "metadata": metadata, "next_action": null, "on_behalf_of": null,
+        "livemode": false, "managed_payments": {"enabled": false}, "metadata": metadata,
+        "next_action": null, "on_behalf_of": null,
         "payment_method": format!("pm_{}", &id[3..]), "payment_method_configuration_details": null,
         "payment_method_options": {"card": {"installments": null, "mandate_options": null, "network": null, "request_three_d_secure": "automatic"}},
         "payment_method_types": ["card"], "processing": null, "receipt_email": null, "review": null,
@@ -130,7 +135,8 @@ pub fn charge(c: &ChargeSpec<'_>) -> Value {
             "installments": null, "last4": "4242", "mandate": null, "multicapture": {"status": "unavailable"},
             "network": "visa", "network_token": {"used": false}, "network_transaction_id": "standin",
             "overcapture": {"maximum_amount_capturable": c.amount, "status": "unavailable"},
-            "regulated_status": "unregulated", "three_d_secure": null, "wallet": null}, "type": "card"},
+            "regulated_status": "unregulated", "three_d_secure": null, "transaction_link_id": null,
+            "wallet": null}, "type": "card"},
         "receipt_email": c.email, "receipt_number": null, "receipt_url": null, "refunded": false,
         "review": null, "shipping": null, "source": null, "source_transfer": null,
         "statement_descriptor": null, "statement_descriptor_suffix": null, "status": "succeeded",
@@ -138,6 +144,7 @@ pub fn charge(c: &ChargeSpec<'_>) -> Value {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn balance_transaction(
     id: &str,
     amount: i64,
@@ -180,24 +187,37 @@ pub fn subscription(s: &SubscriptionSpec<'_>) -> Value {
         "tax_behavior": "unspecified", "tiers_mode": null, "transform_quantity": null, "type": "recurring",
         "unit_amount": s.amount, "unit_amount_decimal": s.amount.to_string()
     });
+    // The legacy mirror of the price that Stripe still renders on every subscription item.
+    let plan = json!({
+        "id": format!("price_{}", &s.id[4..]), "object": "plan", "active": false,
+        "amount": s.amount, "amount_decimal": s.amount.to_string(), "billing_scheme": "per_unit",
+        "created": s.created, "currency": s.currency, "interval": s.interval, "interval_count": 1,
+        "livemode": false, "metadata": {}, "meter": null, "nickname": null,
+        "product": format!("prod_{}", &s.id[4..]), "tiers_mode": null, "transform_usage": null,
+        "trial_period_days": null, "usage_type": "licensed"
+    });
     json!({
         "id": s.id, "object": "subscription", "application": null, "application_fee_percent": null,
         "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null},
         "billing_cycle_anchor": s.period_start, "billing_cycle_anchor_config": null,
-        "billing_mode": {"flexible": null, "type": "classic"}, "billing_thresholds": null,
+        "billing_mode": {"flexible": null, "type": "classic"}, "billing_schedules": [],
+        "billing_thresholds": null,
         "cancel_at": null, "cancel_at_period_end": false, "canceled_at": null,
         "cancellation_details": {"comment": null, "feedback": null, "reason": null},
         "collection_method": "charge_automatically", "created": s.created, "currency": s.currency,
-        "customer": s.customer, "days_until_due": null, "default_payment_method": null,
+        "customer": s.customer, "customer_account": null, "days_until_due": null,
+        "default_payment_method": null,
         "default_source": null, "default_tax_rates": [], "description": null, "discounts": [],
-        "ended_at": null, "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
+        "ended_at": null,
+        "invoice_settings": {"account_tax_ids": null, "custom_fields": null, "description": null, "footer": null, "issuer": {"type": "self"}},
         "items": {"object": "list", "data": [{
             "id": format!("si_{}", &s.id[4..]), "object": "subscription_item", "billing_thresholds": null,
             "created": s.created, "current_period_end": s.period_end, "current_period_start": s.period_start,
-            "discounts": [], "metadata": {}, "price": price, "quantity": 1,
+            "discounts": [], "metadata": {}, "plan": plan, "price": price, "quantity": 1,
             "subscription": s.id, "tax_rates": []
         }], "has_more": false, "url": format!("/v1/subscription_items?subscription={}", s.id)},
-        "latest_invoice": s.latest_invoice, "livemode": false, "metadata": s.metadata,
+        "latest_invoice": s.latest_invoice, "livemode": false, "managed_payments": {"enabled": false},
+        "metadata": s.metadata,
         "next_pending_invoice_item_invoice": null, "on_behalf_of": null, "pause_collection": null,
         "payment_settings": {"payment_method_options": null, "payment_method_types": null, "save_default_payment_method": "off"},
         "pending_invoice_item_interval": null, "pending_setup_intent": null, "pending_update": null,
@@ -250,8 +270,8 @@ pub fn invoice(i: &InvoiceSpec<'_>) -> Value {
                 "subscription": i.subscription, "subscription_item": format!("si_{}", &i.subscription[4..])},
                 "type": "subscription_item_details"},
             "period": {"end": i.period_end, "start": i.period_start},
-            "pretax_credit_amounts": [], "pricing": null, "quantity": 1, "subscription": i.subscription,
-            "taxes": []
+            "pretax_credit_amounts": [], "pricing": null, "quantity": 1, "quantity_decimal": "1",
+            "subscription": i.subscription, "subtotal": i.amount, "taxes": []
         }], "has_more": false, "url": format!("/v1/invoices/{}/lines", i.id)},
         "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": null,
         "on_behalf_of": null,
@@ -296,13 +316,17 @@ pub fn refund(
     json!({
         "id": id, "object": "refund", "amount": amount, "balance_transaction": balance_transaction,
         "charge": charge, "created": created, "currency": currency,
+        "customer": null, "customer_account": null,
         "destination_details": {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}, "type": "card"},
-        "metadata": {}, "payment_intent": payment_intent, "reason": "requested_by_customer",
+        "metadata": {}, "payment_intent": payment_intent,
+        "payment_method": payment_intent.strip_prefix("pi_").map(|rest| format!("pm_{rest}")),
+        "reason": "requested_by_customer",
         "receipt_number": null, "source_transfer_reversal": null, "status": "succeeded",
         "transfer_reversal": null
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn dispute(
     id: &str,
     charge: &str,
@@ -327,7 +351,7 @@ pub fn dispute(
             "shipping_tracking_number": null, "uncategorized_file": null, "uncategorized_text": null},
         "evidence_details": {"due_by": created + 7 * 86_400, "enhanced_eligibility": {}, "has_evidence": false, "past_due": false, "submission_count": 0},
         "is_charge_refundable": false, "livemode": false, "metadata": {}, "payment_intent": payment_intent,
-        "payment_method_details": {"card": {"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"}, "type": "card"},
+        "payment_method_details": {"card": {"brand": "visa", "case_type": "chargeback", "network": "visa", "network_reason_code": "10.4"}, "type": "card"},
         "reason": "fraudulent", "status": status
     })
 }

@@ -487,6 +487,8 @@ impl Sim {
         let previous = sub["items"].clone();
         sub["items"]["data"][0]["price"]["unit_amount"] = json!(amount);
         sub["items"]["data"][0]["price"]["unit_amount_decimal"] = json!(amount.to_string());
+        sub["items"]["data"][0]["plan"]["amount"] = json!(amount);
+        sub["items"]["data"][0]["plan"]["amount_decimal"] = json!(amount.to_string());
         inner.objects.insert(sub_id.to_string(), sub.clone());
         self.emit(
             &mut inner,
