@@ -34,3 +34,44 @@ create table daily_totals (
     fees bigint not null default 0,
     primary key (day, currency, campaign, kind)
 );
+
+-- What each ledger row adds to the daily totals: a paid gift its gross, count and fee on its
+-- paid day; a succeeded refund and a lost dispute their amounts on the day they happened,
+-- under their gift's campaign and kind. `everything` for a rebuild; otherwise only rows
+-- reached from the given payment intents, invoices, sessions or gift ids.
+create function ledger_contributions(
+    tz text, everything boolean, pis text[], invoices text[], sessions text[], gift_ids uuid[]
+) returns table (day date, currency text, campaign text, kind text,
+                 gross bigint, gifts bigint, refunded bigint, disputed bigint, fees bigint)
+language sql stable as $$
+    with g as (
+        select * from gifts
+        where state = 'paid'
+          and (everything or payment_intent_id = any(pis) or invoice_id = any(invoices)
+               or checkout_session_id = any(sessions) or id = any(gift_ids))
+    ),
+    reached as (
+        select payment_intent_id from g where payment_intent_id is not null
+        union select unnest(pis)
+    )
+    select (g.paid_at at time zone tz)::date, g.currency, coalesce(g.campaign, ''),
+           case when g.frequency = 'once' then 'one_time' else 'recurring' end,
+           g.amount, 1::bigint, 0::bigint, 0::bigint,
+           coalesce((select c.fee from charges c where c.payment_intent_id = g.payment_intent_id
+                     order by c.created, c.charge_id limit 1), 0)
+    from g
+    union all
+    select (r.created at time zone tz)::date, r.currency, coalesce(p.campaign, ''),
+           case when p.frequency = 'once' then 'one_time' else 'recurring' end,
+           0, 0, r.amount, 0, 0
+    from refunds r join gifts p on p.payment_intent_id = r.payment_intent_id and p.state = 'paid'
+    where r.status = 'succeeded'
+      and (everything or r.payment_intent_id in (select payment_intent_id from reached))
+    union all
+    select (x.status_at at time zone tz)::date, x.currency, coalesce(p.campaign, ''),
+           case when p.frequency = 'once' then 'one_time' else 'recurring' end,
+           0, 0, 0, x.amount, 0
+    from disputes x join gifts p on p.payment_intent_id = x.payment_intent_id and p.state = 'paid'
+    where x.status = 'lost'
+      and (everything or x.payment_intent_id in (select payment_intent_id from reached))
+$$;

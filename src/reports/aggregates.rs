@@ -1,7 +1,14 @@
 //! The kept aggregates behind the summary: one `daily_totals` row per day (in the reporting
-//! time zone), currency, campaign and kind. The transaction that records a gift, refund or
-//! dispute recomputes each day it touched from the ledger, under a per-day advisory lock, so
-//! the kept rows always equal a from-scratch recomputation and the summary never scans gifts.
+//! time zone), currency, campaign and kind, kept current by the transaction that records
+//! each gift, refund or dispute.
+//!
+//! How it stays exact: the transaction first locks the payments its event touches (advisory
+//! locks on their Stripe ids, in sorted order), reads what those payments contribute to the
+//! totals (`ledger_contributions`), applies the event, reads the contributions again, and
+//! adds the difference. Two events about one payment therefore never count it twice, and the
+//! kept rows equal a rebuild from scratch (tests check this after shuffled gift lives).
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use sqlx::{Postgres, Transaction};
@@ -24,102 +31,27 @@ impl Touched {
     }
 }
 
-/// The (day, currency) pairs holding anything the touched keys reach: their gifts' paid
-/// days, and the days of their refunds and lost disputes.
-pub async fn days_of(
-    tx: &mut Transaction<'_, Postgres>,
-    t: &Touched,
-    tz: &str,
-) -> Result<Vec<(NaiveDate, String)>, sqlx::Error> {
-    if t.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query!(
-        r#"
-        with g as (
-            select payment_intent_id, paid_at, currency from gifts
-            where state = 'paid'
-              and (payment_intent_id = any($1) or invoice_id = any($2) or checkout_session_id = any($3) or id = any($4))
-        ),
-        pis as (
-            select payment_intent_id from g where payment_intent_id is not null
-            union select unnest($1::text[])
-        )
-        select distinct d as "day!", currency as "currency!" from (
-            select (paid_at at time zone $5)::date as d, currency from g
-            union all
-            select (r.created at time zone $5)::date, r.currency from refunds r
-             where r.payment_intent_id in (select payment_intent_id from pis)
-            union all
-            select (x.status_at at time zone $5)::date, x.currency from disputes x
-             where x.payment_intent_id in (select payment_intent_id from pis) and x.status = 'lost'
-        ) t
-        "#,
-        &t.payment_intents,
-        &t.invoices,
-        &t.sessions,
-        &t.gift_ids,
-        tz
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.day, r.currency)).collect())
-}
+type Key = (NaiveDate, String, String, String);
 
-/// Recomputes the given days from the ledger (sorted, so two transactions lock in one order).
-pub async fn refresh(
-    tx: &mut Transaction<'_, Postgres>,
-    mut days: Vec<(NaiveDate, String)>,
-    tz: &str,
-) -> Result<(), sqlx::Error> {
-    days.sort();
-    days.dedup();
-    for (day, currency) in days {
-        let key = format!("daily_totals:{day}:{currency}");
-        sqlx::query!("select pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-            .execute(&mut **tx)
-            .await?;
+/// gross, gifts, refunded, disputed, fees
+type Sums = [i64; 5];
+
+/// Serializes transactions about the same payments until they commit.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<String> = t
+        .payment_intents
+        .iter()
+        .chain(&t.invoices)
+        .chain(&t.sessions)
+        .cloned()
+        .chain(t.gift_ids.iter().map(|g| g.to_string()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
         sqlx::query!(
-            "delete from daily_totals where day = $1 and currency = $2",
-            day,
-            currency
-        )
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query!(
-            r#"
-            insert into daily_totals (day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
-            select $1, $2, campaign, kind, sum(gross), sum(gifts), sum(refunded), sum(disputed), sum(fees)
-            from (
-                select coalesce(g.campaign, '') as campaign,
-                       case when g.frequency = 'once' then 'one_time' else 'recurring' end as kind,
-                       g.amount as gross, 1 as gifts, 0 as refunded, 0 as disputed,
-                       coalesce((select c.fee from charges c where c.payment_intent_id = g.payment_intent_id
-                                 order by c.created limit 1), 0) as fees
-                from gifts g
-                where g.state = 'paid' and g.currency = $2
-                  and g.paid_at >= ($1::date)::timestamp at time zone $3
-                  and g.paid_at < ($1::date + 1)::timestamp at time zone $3
-                union all
-                select coalesce(g.campaign, ''), case when g.frequency = 'once' then 'one_time' else 'recurring' end,
-                       0, 0, r.amount, 0, 0
-                from refunds r join gifts g on g.payment_intent_id = r.payment_intent_id and g.state = 'paid'
-                where r.status = 'succeeded' and r.currency = $2
-                  and r.created >= ($1::date)::timestamp at time zone $3
-                  and r.created < ($1::date + 1)::timestamp at time zone $3
-                union all
-                select coalesce(g.campaign, ''), case when g.frequency = 'once' then 'one_time' else 'recurring' end,
-                       0, 0, 0, x.amount, 0
-                from disputes x join gifts g on g.payment_intent_id = x.payment_intent_id and g.state = 'paid'
-                where x.status = 'lost' and x.currency = $2
-                  and x.status_at >= ($1::date)::timestamp at time zone $3
-                  and x.status_at < ($1::date + 1)::timestamp at time zone $3
-            ) t
-            group by campaign, kind
-            "#,
-            day,
-            currency,
-            tz
+            "select pg_advisory_xact_lock(hashtextextended($1, 7))",
+            format!("payment:{key}")
         )
         .execute(&mut **tx)
         .await?;
@@ -127,29 +59,113 @@ pub async fn refresh(
     Ok(())
 }
 
-/// Rebuilds every day (after a change of reporting time zone, say).
-pub async fn rebuild_all(
+/// What the touched payments add to the totals now.
+pub async fn contributions(
     tx: &mut Transaction<'_, Postgres>,
+    t: &Touched,
     tz: &str,
-) -> Result<usize, sqlx::Error> {
-    sqlx::query!("delete from daily_totals")
-        .execute(&mut **tx)
-        .await?;
-    let days = sqlx::query!(
-        r#"select distinct d as "day!", currency as "currency!" from (
-               select (paid_at at time zone $1)::date as d, currency from gifts where state = 'paid'
-               union all select (created at time zone $1)::date, currency from refunds
-               union all select (status_at at time zone $1)::date, currency from disputes where status = 'lost') t"#,
-        tz
+) -> Result<BTreeMap<Key, Sums>, sqlx::Error> {
+    let mut out = BTreeMap::new();
+    if t.is_empty() {
+        return Ok(out);
+    }
+    let rows = sqlx::query!(
+        r#"select day as "day!", currency as "currency!", campaign as "campaign!", kind as "kind!",
+                  gross as "gross!", gifts as "gifts!", refunded as "refunded!", disputed as "disputed!", fees as "fees!"
+           from ledger_contributions($1, false, $2, $3, $4, $5)"#,
+        tz,
+        &t.payment_intents,
+        &t.invoices,
+        &t.sessions,
+        &t.gift_ids,
     )
     .fetch_all(&mut **tx)
     .await?;
-    let n = days.len();
-    refresh(
-        tx,
-        days.into_iter().map(|r| (r.day, r.currency)).collect(),
-        tz,
+    for r in rows {
+        let sums: &mut Sums = out
+            .entry((r.day, r.currency, r.campaign, r.kind))
+            .or_default();
+        for (slot, v) in sums
+            .iter_mut()
+            .zip([r.gross, r.gifts, r.refunded, r.disputed, r.fees])
+        {
+            *slot += v;
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `after - before` to the kept totals, dropping rows that fall to nothing.
+pub async fn add_difference(
+    tx: &mut Transaction<'_, Postgres>,
+    before: BTreeMap<Key, Sums>,
+    after: BTreeMap<Key, Sums>,
+) -> Result<(), sqlx::Error> {
+    let mut delta: BTreeMap<Key, Sums> = after;
+    for (key, sums) in before {
+        let d = delta.entry(key).or_default();
+        for (slot, v) in d.iter_mut().zip(sums) {
+            *slot -= v;
+        }
+    }
+    // In key order, so concurrent transactions lock day rows in one order.
+    for ((day, currency, campaign, kind), d) in delta {
+        if d.iter().all(|v| *v == 0) {
+            continue;
+        }
+        sqlx::query!(
+            "insert into daily_totals (day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             on conflict (day, currency, campaign, kind) do update set
+                 gross = daily_totals.gross + excluded.gross,
+                 gifts = daily_totals.gifts + excluded.gifts,
+                 refunded = daily_totals.refunded + excluded.refunded,
+                 disputed = daily_totals.disputed + excluded.disputed,
+                 fees = daily_totals.fees + excluded.fees",
+            day,
+            currency,
+            campaign,
+            kind,
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            d[4]
+        )
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query!(
+            "delete from daily_totals
+             where day = $1 and currency = $2 and campaign = $3 and kind = $4
+               and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0",
+            day,
+            currency,
+            campaign,
+            kind
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds every day from the ledger (after a change of reporting time zone, say).
+pub async fn rebuild_all(tx: &mut Transaction<'_, Postgres>, tz: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query!("lock table daily_totals in exclusive mode")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query!("delete from daily_totals")
+        .execute(&mut **tx)
+        .await?;
+    let done = sqlx::query!(
+        "insert into daily_totals (day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
+         select day, currency, campaign, kind, sum(gross), sum(gifts), sum(refunded), sum(disputed), sum(fees)
+         from ledger_contributions($1, true, '{}', '{}', '{}', '{}')
+         group by day, currency, campaign, kind
+         having sum(gross) <> 0 or sum(gifts) <> 0 or sum(refunded) <> 0 or sum(disputed) <> 0 or sum(fees) <> 0",
+        tz
     )
+    .execute(&mut **tx)
     .await?;
-    Ok(n)
+    Ok(done.rows_affected())
 }

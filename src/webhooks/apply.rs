@@ -14,16 +14,17 @@ use super::facts::{
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-/// Applies an event's facts and keeps the daily aggregates of every day they touch (before
-/// and after: a gift whose paid day moved leaves its old day too).
+/// Applies an event's facts and keeps the daily totals: the payments they touch are locked,
+/// and what they add to the totals is read before and after; the difference is added.
 pub async fn apply_all(tx: &mut Tx<'_>, facts: &[Fact], tz: &str) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
-    let mut days = aggregates::days_of(tx, &touched, tz).await?;
+    aggregates::lock(tx, &touched).await?;
+    let before = aggregates::contributions(tx, &touched, tz).await?;
     for fact in facts {
         apply(tx, fact).await?;
     }
-    days.extend(aggregates::days_of(tx, &touched, tz).await?);
-    aggregates::refresh(tx, days, tz).await
+    let after = aggregates::contributions(tx, &touched, tz).await?;
+    aggregates::add_difference(tx, before, after).await
 }
 
 fn touched(facts: &[Fact]) -> Touched {

@@ -417,6 +417,10 @@ async fn concurrent_deliveries_of_one_event_record_one_gift(
     assert!(answers.iter().all(|a| a.status() == 200));
     assert_eq!(count(&r, "select count(*) from stripe_events").await, 1);
     assert_eq!(count(&r, "select count(*) from gifts").await, 1);
+    assert_eq!(
+        count(&r, "select sum(gross)::int8 from daily_totals").await,
+        2500
+    );
 }
 
 #[sqlx::test]
@@ -463,6 +467,16 @@ async fn distinct_events_for_one_payment_record_one_gift(
     );
     assert_eq!(count(&r, "select count(*) from gifts").await, 2);
     assert_eq!(count(&r, "select count(*) from plans").await, 1);
+    // Racing events about one payment never count it twice in the kept totals either.
+    assert_eq!(
+        count(&r, "select sum(gifts)::int8 from daily_totals").await,
+        2
+    );
+    assert_eq!(
+        count(&r, "select sum(gross)::int8 from daily_totals").await,
+        2500 + 1000
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
 }
 
 #[sqlx::test]
