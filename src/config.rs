@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::gifts::{Amount, Currency};
+use crate::gifts::{Amount, Currency, Frequency};
 
 /// A setting that could not be accepted.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,61 @@ pub struct FeeEstimate {
     pub fixed: i64,
 }
 
+/// What the reader-facing pages (`/donate`, `/thanks`, `/embed.js`) show: the newsroom's
+/// name, colours, logo, texts and preset amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagesConfig {
+    pub newsroom_name: String,
+    /// `#rgb` or `#rrggbb`: buttons, focus rings and headings.
+    pub brand_color: String,
+    /// `#rgb` or `#rrggbb`: text on `brand_color`.
+    pub brand_text_color: String,
+    pub logo_url: Option<String>,
+    pub donate_heading: String,
+    pub donate_intro: String,
+    /// How the receipt arrives, shown on the thank-you page.
+    pub receipt_text: String,
+    pub embed_button_text: String,
+    /// Preset amounts in minor units, in the order shown.
+    pub presets: Vec<Amount>,
+    /// The preset marked as suggested and chosen by default.
+    pub suggested: Option<Amount>,
+    pub default_frequency: Frequency,
+    pub offer_cover_fees: bool,
+}
+
+/// `25`, `25.5` or `25.50` (a `,` may stand for the `.`) in major units → minor units
+/// (hundredths). `None` for anything else, including more than two decimals.
+pub fn parse_major_units(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (whole, frac) = match s.find(['.', ',']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    };
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 9
+        || !digits(whole)
+        || frac.len() > 2
+        || !digits(frac)
+        || (s.len() > whole.len() && frac.is_empty())
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    Some(whole * 100 + frac)
+}
+
+fn is_hex_color(s: &str) -> bool {
+    s.strip_prefix('#')
+        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Where Stripe is: the real API with a secret key, or the project's stand-in.
 #[derive(Clone)]
 pub enum StripeMode {
@@ -132,6 +187,10 @@ pub struct Config {
     pub stripe_timeout: Duration,
     pub stripe_max_attempts: u32,
     pub log_format: LogFormat,
+    pub pages: PagesConfig,
+    /// IANA time zone that report days and periods are cut in (checked against Postgres'
+    /// list at start-up).
+    pub report_time_zone: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -180,6 +239,19 @@ struct Raw {
     stripe_timeout_secs: Option<String>,
     stripe_max_attempts: Option<String>,
     log_format: Option<String>,
+    report_time_zone: Option<String>,
+    newsroom_name: Option<String>,
+    brand_color: Option<String>,
+    brand_text_color: Option<String>,
+    logo_url: Option<String>,
+    donate_heading: Option<String>,
+    donate_intro: Option<String>,
+    receipt_text: Option<String>,
+    embed_button_text: Option<String>,
+    preset_amounts: Option<String>,
+    suggested_amount: Option<String>,
+    default_frequency: Option<String>,
+    offer_cover_fees: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/chipin";
@@ -203,7 +275,21 @@ impl Config {
         Self::from_raw(raw)
     }
 
-    fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
+    fn from_raw(mut raw: Raw) -> Result<Self, ConfigError> {
+        let raw_pages = RawPages {
+            newsroom_name: raw.newsroom_name.take(),
+            brand_color: raw.brand_color.take(),
+            brand_text_color: raw.brand_text_color.take(),
+            logo_url: raw.logo_url.take(),
+            donate_heading: raw.donate_heading.take(),
+            donate_intro: raw.donate_intro.take(),
+            receipt_text: raw.receipt_text.take(),
+            embed_button_text: raw.embed_button_text.take(),
+            preset_amounts: raw.preset_amounts.take(),
+            suggested_amount: raw.suggested_amount.take(),
+            default_frequency: raw.default_frequency.take(),
+            offer_cover_fees: raw.offer_cover_fees.take(),
+        };
         let listen_addr: SocketAddr = raw
             .listen_addr
             .as_deref()
@@ -386,6 +472,8 @@ impl Config {
             }
         };
 
+        let pages = pages_config(&raw_pages, min_amount, max_amount)?;
+
         Ok(Self {
             database_url: SecretString::from(
                 raw.database_url
@@ -413,6 +501,8 @@ impl Config {
             stripe_timeout,
             stripe_max_attempts,
             log_format,
+            pages,
+            report_time_zone: raw.report_time_zone.unwrap_or_else(|| "UTC".into()),
         })
     }
 
@@ -423,6 +513,107 @@ impl Config {
     pub fn is_standin(&self) -> bool {
         matches!(self.stripe, StripeMode::StandIn { .. })
     }
+}
+
+struct RawPages {
+    newsroom_name: Option<String>,
+    brand_color: Option<String>,
+    brand_text_color: Option<String>,
+    logo_url: Option<String>,
+    donate_heading: Option<String>,
+    donate_intro: Option<String>,
+    receipt_text: Option<String>,
+    embed_button_text: Option<String>,
+    preset_amounts: Option<String>,
+    suggested_amount: Option<String>,
+    default_frequency: Option<String>,
+    offer_cover_fees: Option<String>,
+}
+
+fn pages_config(raw: &RawPages, min: Amount, max: Amount) -> Result<PagesConfig, ConfigError> {
+    let text = |v: &Option<String>, default: &str| {
+        v.as_deref().map(str::trim).unwrap_or(default).to_string()
+    };
+    let color = |name: &'static str, v: &Option<String>, default: &str| {
+        let c = text(v, default);
+        if is_hex_color(&c) {
+            Ok(c)
+        } else {
+            Err(invalid(
+                name,
+                format!("{c:?} is not a colour such as #1a4480"),
+            ))
+        }
+    };
+    let logo_url = match raw.logo_url.as_deref().map(str::trim) {
+        None => None,
+        Some(u) => {
+            let parsed =
+                url::Url::parse(u).map_err(|e| invalid("LOGO_URL", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid("LOGO_URL", "must be http or https"));
+            }
+            Some(parsed.to_string())
+        }
+    };
+    let amount = |name: &'static str, s: &str| {
+        let minor = parse_major_units(s)
+            .ok_or_else(|| invalid(name, format!("{s:?} is not an amount such as 25 or 7.50")))?;
+        Amount::within(minor, min, max).map_err(|e| invalid(name, e.to_string()))
+    };
+    let presets = text(&raw.preset_amounts, "10,25,50,100")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| amount("PRESET_AMOUNTS", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if presets.len() > 8 {
+        return Err(invalid("PRESET_AMOUNTS", "list at most 8 amounts"));
+    }
+    let suggested = match raw.suggested_amount.as_deref().map(str::trim) {
+        Some("none") => None,
+        Some(s) => {
+            let a = amount("SUGGESTED_AMOUNT", s)?;
+            if !presets.contains(&a) {
+                return Err(invalid("SUGGESTED_AMOUNT", "must be one of PRESET_AMOUNTS"));
+            }
+            Some(a)
+        }
+        None => presets.get(1).or(presets.first()).copied(),
+    };
+    let default_frequency = match raw.default_frequency.as_deref().map(str::trim) {
+        None => Frequency::Monthly,
+        Some(f) => Frequency::parse(f).ok_or_else(|| {
+            invalid(
+                "DEFAULT_FREQUENCY",
+                format!("{f:?}: use once, monthly or yearly"),
+            )
+        })?,
+    };
+    let offer_cover_fees = match raw.offer_cover_fees {
+        None => true,
+        Some(_) => parse_bool("OFFER_COVER_FEES", raw.offer_cover_fees.clone())?,
+    };
+    Ok(PagesConfig {
+        newsroom_name: text(&raw.newsroom_name, "Our newsroom"),
+        brand_color: color("BRAND_COLOR", &raw.brand_color, "#1a4480")?,
+        brand_text_color: color("BRAND_TEXT_COLOR", &raw.brand_text_color, "#ffffff")?,
+        logo_url,
+        donate_heading: text(&raw.donate_heading, "Support independent journalism"),
+        donate_intro: text(
+            &raw.donate_intro,
+            "Our reporting is free to read and funded by readers like you. Every gift helps.",
+        ),
+        receipt_text: text(
+            &raw.receipt_text,
+            "Your receipt is on its way by email from our payment provider, Stripe, to the address you gave at checkout.",
+        ),
+        embed_button_text: text(&raw.embed_button_text, "Support our work"),
+        presets,
+        suggested,
+        default_frequency,
+        offer_cover_fees,
+    })
 }
 
 fn parse_num<T: std::str::FromStr>(
@@ -520,6 +711,62 @@ mod tests {
         ] {
             let e = Config::from_vars(vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.name, k, "{k}={v} gave {e}");
+        }
+    }
+
+    #[test]
+    fn page_settings_have_defaults_and_name_their_errors() {
+        let p = Config::from_vars(vars(&[])).unwrap().pages;
+        assert_eq!(
+            p.presets.iter().map(|a| a.get()).collect::<Vec<_>>(),
+            vec![1000, 2500, 5000, 10000]
+        );
+        assert_eq!(p.suggested.map(Amount::get), Some(2500));
+        assert_eq!(p.default_frequency, Frequency::Monthly);
+        let p = Config::from_vars(vars(&[
+            ("PRESET_AMOUNTS", "7.50, 15"),
+            ("SUGGESTED_AMOUNT", "15"),
+            ("DEFAULT_FREQUENCY", "yearly"),
+        ]))
+        .unwrap()
+        .pages;
+        assert_eq!(
+            p.presets.iter().map(|a| a.get()).collect::<Vec<_>>(),
+            vec![750, 1500]
+        );
+        assert_eq!(p.suggested.map(Amount::get), Some(1500));
+        for (k, v) in [
+            ("PRESET_AMOUNTS", "10,abc"),
+            ("PRESET_AMOUNTS", "1"),
+            ("SUGGESTED_AMOUNT", "33"),
+            ("DEFAULT_FREQUENCY", "weekly"),
+            ("BRAND_COLOR", "red;}"),
+            ("LOGO_URL", "javascript:alert(1)"),
+            ("OFFER_COVER_FEES", "maybe"),
+        ] {
+            let e = Config::from_vars(vars(&[(k, v)])).unwrap_err();
+            assert_eq!(e.name, k, "{k}={v} gave {e}");
+        }
+    }
+
+    #[test]
+    fn major_units_become_minor_units() {
+        assert_eq!(parse_major_units("25"), Some(2500));
+        assert_eq!(parse_major_units(" 25.5 "), Some(2550));
+        assert_eq!(parse_major_units("25,05"), Some(2505));
+        for bad in [
+            "",
+            "25.",
+            ".5",
+            "25.555",
+            "-3",
+            "2 5",
+            "1e3",
+            "25.5.5",
+            "$25",
+            "1234567890",
+        ] {
+            assert_eq!(parse_major_units(bad), None, "{bad:?}");
         }
     }
 

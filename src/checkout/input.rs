@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::{Config, parse_major_units};
 use crate::gifts::{Amount, Campaign, Currency, Email, Frequency, InvalidAmount, cover_fee};
 
 /// The form field that people never see and bots fill in.
@@ -12,6 +12,7 @@ pub const HONEYPOT: &str = "website";
 
 const FIELDS: &[&str] = &[
     "amount",
+    "amount_major",
     "currency",
     "frequency",
     "email",
@@ -139,6 +140,36 @@ impl Fields {
         }
     }
 
+    /// A custom amount typed in major units (`25` or `25.50`), for pages that cannot
+    /// convert: used when `amount` is absent or `"other"` (the custom choice of a radio
+    /// group); ignored when `amount` holds a number. `Some(minor)` when it is used.
+    fn amount_major(&self) -> Result<Option<i64>, InputError> {
+        let explicit_other =
+            matches!(self.map.get("amount"), Some(Value::String(s)) if s.trim() == "other");
+        let amount_is_other = explicit_other
+            || match self.map.get("amount") {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => self.from_form && s.trim().is_empty(),
+                Some(_) => false,
+            };
+        let typed = match self.map.get("amount_major") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(field("amount_major", "must be a string such as \"25.50\"")),
+        };
+        match (amount_is_other, typed) {
+            (false, _) => Ok(None),
+            (true, Some(s)) => parse_major_units(s)
+                .map(Some)
+                .ok_or_else(|| field("amount_major", "must be an amount such as 25 or 25.50")),
+            (true, None) if explicit_other => {
+                Err(field("amount_major", "is required: enter an amount"))
+            }
+            (true, None) => Ok(None),
+        }
+    }
+
     fn boolean(&self, name: &str) -> Result<bool, InputError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(false),
@@ -166,20 +197,37 @@ impl CheckoutRequest {
             return Err(InputError::Honeypot);
         }
 
-        let minor = f
-            .integer("amount")?
-            .ok_or_else(|| field("amount", "is required"))?;
-        let chosen = Amount::within(minor, config.min_amount, config.max_amount).map_err(|e| {
-            field(
-                "amount",
-                match e {
-                    InvalidAmount::NotPositive => {
-                        "must be a positive whole number of minor units".into()
-                    }
-                    other => other.to_string(),
-                },
-            )
-        })?;
+        let chosen = match f.amount_major()? {
+            Some(minor) => {
+                Amount::within(minor, config.min_amount, config.max_amount).map_err(|e| {
+                    let major = |m: i64| format!("{}.{:02}", m / 100, m % 100);
+                    field(
+                        "amount_major",
+                        match e {
+                            InvalidAmount::NotPositive => "must be above zero".to_string(),
+                            InvalidAmount::TooSmall(m) => format!("must be at least {}", major(m)),
+                            InvalidAmount::TooLarge(m) => format!("must be at most {}", major(m)),
+                        },
+                    )
+                })?
+            }
+            None => {
+                let minor = f
+                    .integer("amount")?
+                    .ok_or_else(|| field("amount", "is required"))?;
+                Amount::within(minor, config.min_amount, config.max_amount).map_err(|e| {
+                    field(
+                        "amount",
+                        match e {
+                            InvalidAmount::NotPositive => {
+                                "must be a positive whole number of minor units".into()
+                            }
+                            other => other.to_string(),
+                        },
+                    )
+                })?
+            }
+        };
 
         let currency = match f.text("currency", 3)? {
             None => config.default_currency.clone(),
@@ -351,6 +399,63 @@ mod tests {
             ))),
             "campaign"
         );
+    }
+
+    fn parse_form(body: &str) -> Result<CheckoutRequest, InputError> {
+        CheckoutRequest::parse(&Fields::from_form(body.as_bytes())?, &config())
+    }
+
+    #[test]
+    fn a_custom_major_amount_becomes_minor_units() {
+        let other = parse_form("amount=other&amount_major=25.50&frequency=once").unwrap();
+        assert_eq!(other.amount.get(), 2550);
+        let absent = parse_form("amount_major=25&frequency=monthly").unwrap();
+        assert_eq!(absent.amount.get(), 2500);
+        let json = parse_json(r#"{"amount_major":"25.5","frequency":"once"}"#).unwrap();
+        assert_eq!(json.amount.get(), 2550);
+        // The same choice, however it was typed, is the same gift.
+        let minor = parse_form("amount=2550&frequency=once").unwrap();
+        assert_eq!(other.fingerprint(), minor.fingerprint());
+        assert_eq!(json.fingerprint(), minor.fingerprint());
+    }
+
+    #[test]
+    fn a_preset_amount_wins_over_a_leftover_custom_amount() {
+        let r = parse_form("amount=1000&amount_major=99&frequency=once").unwrap();
+        assert_eq!(r.amount.get(), 1000);
+    }
+
+    #[test]
+    fn bad_custom_amounts_name_amount_major() {
+        for body in [
+            "amount=other&frequency=once",
+            "amount=other&amount_major=&frequency=once",
+            "amount=&amount_major=x&frequency=once",
+            "amount=other&amount_major=abc&frequency=once",
+            "amount=other&amount_major=25.555&frequency=once",
+            "amount=other&amount_major=4.99&frequency=once",
+            "amount=other&amount_major=25001&frequency=once",
+            "amount_major=-5&frequency=once",
+        ] {
+            assert_eq!(field_of(parse_form(body)), "amount_major", "{body}");
+        }
+        match parse_form("amount=other&amount_major=4.99&frequency=once") {
+            Err(InputError::Field { message, .. }) => assert_eq!(message, "must be at least 5.00"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            field_of(parse_json(r#"{"amount_major":25,"frequency":"once"}"#)),
+            "amount_major"
+        );
+        // Without either, the amount itself is missing; unknown fields are still refused.
+        assert_eq!(field_of(parse_form("frequency=once")), "amount");
+        assert_eq!(
+            field_of(parse_form(
+                "amount=other&amount_major=5&frequency=once&amount_minor=1"
+            )),
+            "amount_minor"
+        );
+        assert_eq!(field_of(parse_form("amount=abc&frequency=once")), "amount");
     }
 
     #[test]

@@ -36,7 +36,11 @@ type Key = (NaiveDate, String, String, String);
 /// gross, gifts, refunded, disputed, fees
 type Sums = [i64; 5];
 
-/// Serializes transactions about the same payments until they commit.
+/// Serializes transactions about the same payments until they commit. A gift's figures
+/// depend on rows joined through its payment intent (charge fee, refunds, disputes), so an
+/// event that reaches a gift by another key also locks that gift's payment intent. (Taking
+/// the second lock after the first can deadlock with a rival; Postgres then aborts one, and
+/// the webhook path runs it again.)
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(), sqlx::Error> {
     let mut keys: Vec<String> = t
         .payment_intents
@@ -48,6 +52,23 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
         .collect();
     keys.sort();
     keys.dedup();
+    lock_keys(tx, &keys).await?;
+    let mut linked: Vec<String> = sqlx::query_scalar!(
+        r#"select distinct payment_intent_id as "pi!" from gifts
+           where payment_intent_id is not null
+             and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))"#,
+        &t.invoices,
+        &t.sessions,
+        &t.gift_ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    linked.retain(|pi| !keys.contains(pi));
+    linked.sort();
+    lock_keys(tx, &linked).await
+}
+
+async fn lock_keys(tx: &mut Transaction<'_, Postgres>, keys: &[String]) -> Result<(), sqlx::Error> {
     for key in keys {
         sqlx::query!(
             "select pg_advisory_xact_lock(hashtextextended($1, 7))",

@@ -2,5 +2,6 @@
 
 mod checkout;
 mod helpers;
+mod pages;
 mod reports;
 mod webhooks;
