@@ -1,4 +1,5 @@
-//! The `chipin` command line: `serve`, `migrate`, `stripe-sim`, `stripe sync`, `events replay`.
+//! The `chipin` command line: `serve`, `migrate`, `stripe-sim`, `stripe sync`, `events replay`,
+//! `donor export`, `donor erase`.
 
 use std::process::ExitCode;
 
@@ -56,10 +57,20 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Developer tools.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// Stripe fees.
     Fees {
         #[command(subcommand)]
         command: FeesCommand,
+    },
+    /// Donor privacy: what is held about a donor, and erasing it.
+    Donor {
+        #[command(subcommand)]
+        command: DonorCommand,
     },
 }
 
@@ -96,6 +107,25 @@ enum ReportCommand {
     },
     /// Recompute the kept daily aggregates from the ledger (after changing REPORT_TIME_ZONE).
     Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+enum DonorCommand {
+    /// Print everything held about a donor as JSON (donor row, Stripe customer ids, gifts,
+    /// plans).
+    Export { email: String },
+    /// Remove a donor's personal data, keeping the gifts' amounts and dates under a
+    /// pseudonymous id, and ask Stripe to delete their customers.
+    Erase { email: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Fill the database with a realistic ledger (bulk SQL, then the kept totals rebuilt).
+    Seed {
+        #[arg(long)]
+        gifts: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,14 +293,46 @@ impl Cli {
                 };
                 let params = crate::reports::SummaryParams::parse(&query, &state.config)
                     .map_err(|(param, message)| format!("--{param}: {message}"))?;
-                let summary =
-                    crate::reports::summarize(&state.db, &params, &state.config.report_time_zone)
-                        .await?;
+                let summary = crate::reports::summarize(&state.db, &params, &state.config).await?;
                 match format.as_str() {
                     "json" => println!("{}", serde_json::to_string_pretty(&summary)?),
                     "csv" => print!("{}", summary.to_csv()),
                     _ => print_table(&summary),
                 }
+            }
+            Command::Donor { command } => {
+                let state = crate::startup::cli_state(config).await?;
+                match command {
+                    DonorCommand::Export { email } => {
+                        let held = crate::manage::privacy::export(&state.db, &email).await?;
+                        println!("{}", serde_json::to_string_pretty(&held)?);
+                    }
+                    DonorCommand::Erase { email } => {
+                        let done =
+                            crate::manage::privacy::erase(&state.db, &state.stripe, &email).await?;
+                        println!("{}", serde_json::to_string_pretty(&done)?);
+                        if !done.stripe_customers_not_deleted.is_empty() {
+                            return Err("personal data erased here, but Stripe did not delete every customer: delete those listed in the Stripe dashboard".into());
+                        }
+                    }
+                }
+            }
+            Command::Dev {
+                command: DevCommand::Seed { gifts },
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                let bands = crate::reports::aggregates::Bands::from_config(&state.config);
+                let started = std::time::Instant::now();
+                let s = crate::dev::seed(&state.db, gifts, &bands, &state.config.report_time_zone)
+                    .await?;
+                println!(
+                    "seeded {} donors, {} gifts, {} refunds, {} disputes in {:.1} s",
+                    s.donors,
+                    s.gifts,
+                    s.refunds,
+                    s.disputes,
+                    started.elapsed().as_secs_f64()
+                );
             }
             Command::Fees {
                 command: FeesCommand::Settle,

@@ -191,6 +191,18 @@ pub struct Config {
     /// IANA time zone that report days and periods are cut in (checked against Postgres'
     /// list at start-up).
     pub report_time_zone: String,
+    /// Rate limits on sign-in links for managing a recurring gift.
+    pub manage_limit_per_ip: RateLimit,
+    pub manage_limit_per_email: RateLimit,
+    /// `smtp://` or `smtps://` URL of the mail server (may carry credentials). Unset: mail is
+    /// kept in the `mail_outbox` table instead of being sent.
+    pub smtp_url: Option<SecretString>,
+    /// The `From` of the mail we send, e.g. `Our newsroom <members@example.org>`.
+    pub mail_from: String,
+    /// Donor bands by yearly net giving, ascending floors in minor units (DONOR_BANDS).
+    pub donor_bands: Vec<(String, i64)>,
+    /// The second line some funders ask for: donors giving at most this in a year.
+    pub small_donor_threshold: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -240,6 +252,12 @@ struct Raw {
     stripe_max_attempts: Option<String>,
     log_format: Option<String>,
     report_time_zone: Option<String>,
+    manage_limit_per_ip: Option<String>,
+    manage_limit_per_email: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    donor_bands: Option<String>,
+    small_donor_threshold: Option<String>,
     newsroom_name: Option<String>,
     brand_color: Option<String>,
     brand_text_color: Option<String>,
@@ -394,6 +412,28 @@ impl Config {
             "5/10m",
         )?;
 
+        let manage_limit_per_ip = rate("MANAGE_LIMIT_PER_IP", raw.manage_limit_per_ip, "10/1h")?;
+        let manage_limit_per_email =
+            rate("MANAGE_LIMIT_PER_EMAIL", raw.manage_limit_per_email, "3/1h")?;
+        let smtp_url = match raw.smtp_url {
+            Some(u) => {
+                let parsed = url::Url::parse(&u)
+                    .map_err(|_| invalid("SMTP_URL", "not a URL such as smtps://user:pass@host"))?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                    return Err(invalid("SMTP_URL", "must start with smtp:// or smtps://"));
+                }
+                Some(SecretString::from(u))
+            }
+            None => None,
+        };
+        let mail_from = raw.mail_from.unwrap_or_else(|| "no-reply@localhost".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "MAIL_FROM",
+                "expected an address such as Newsroom <members@example.org>",
+            ));
+        }
+
         let trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", raw.trust_forwarded_for)?;
 
         let currencies = raw
@@ -503,6 +543,24 @@ impl Config {
             log_format,
             pages,
             report_time_zone: raw.report_time_zone.unwrap_or_else(|| "UTC".into()),
+            manage_limit_per_ip,
+            manage_limit_per_email,
+            smtp_url,
+            mail_from,
+            donor_bands: parse_bands(
+                raw.donor_bands
+                    .as_deref()
+                    .unwrap_or("small:0,mid:1000,major:5000"),
+            )?,
+            small_donor_threshold: parse_major_units(
+                raw.small_donor_threshold.as_deref().unwrap_or("200"),
+            )
+            .ok_or_else(|| {
+                invalid(
+                    "SMALL_DONOR_THRESHOLD",
+                    "expected an amount in major units such as 200",
+                )
+            })?,
         })
     }
 
@@ -630,6 +688,38 @@ fn parse_num<T: std::str::FromStr>(
     }
 }
 
+/// `small:0,mid:1000,major:5000`: band names with ascending floors in major units, the first
+/// at 0.
+fn parse_bands(s: &str) -> Result<Vec<(String, i64)>, ConfigError> {
+    let err = |m: &str| {
+        invalid(
+            "DONOR_BANDS",
+            format!("{m} (expected name:floor,... such as small:0,mid:1000,major:5000)"),
+        )
+    };
+    let mut bands: Vec<(String, i64)> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, floor) = part.split_once(':').ok_or_else(|| err(part))?;
+        let floor = parse_major_units(floor).ok_or_else(|| err(part))?;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err("band names are letters, digits, - and _"));
+        }
+        if bands.last().is_some_and(|(_, prev)| *prev >= floor) {
+            return Err(err("floors must rise"));
+        }
+        bands.push((name.to_string(), floor));
+    }
+    match bands.first() {
+        Some((_, 0)) => Ok(bands),
+        Some(_) => Err(err("the first band must start at 0")),
+        None => Err(err("list at least one band")),
+    }
+}
+
 fn parse_bool(name: &'static str, v: Option<String>) -> Result<bool, ConfigError> {
     match v.as_deref().map(str::trim) {
         None | Some("false") | Some("0") | Some("no") => Ok(false),
@@ -708,6 +798,10 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("COVER_FEES_PERCENT", "2.955"),
             ("WEBHOOK_TOLERANCE_SECS", "0"),
+            ("MANAGE_LIMIT_PER_IP", "many"),
+            ("MANAGE_LIMIT_PER_EMAIL", "3"),
+            ("SMTP_URL", "http://mail.example.org"),
+            ("MAIL_FROM", "not an address"),
         ] {
             let e = Config::from_vars(vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.name, k, "{k}={v} gave {e}");
@@ -767,6 +861,31 @@ mod tests {
             "1234567890",
         ] {
             assert_eq!(parse_major_units(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn donor_bands_default_to_the_inn_lines() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        let bands: Vec<(&str, i64)> = c
+            .donor_bands
+            .iter()
+            .map(|(n, f)| (n.as_str(), *f))
+            .collect();
+        assert_eq!(
+            bands,
+            vec![("small", 0), ("mid", 100_000), ("major", 500_000)]
+        );
+        assert_eq!(c.small_donor_threshold, 20_000);
+        for bad in ["small:10", "a:0,b:0", "a:0,b"] {
+            assert_eq!(
+                Config::from_vars(vars(&[("DONOR_BANDS", bad)]))
+                    .map(|_| ())
+                    .unwrap_err()
+                    .name,
+                "DONOR_BANDS",
+                "{bad}"
+            );
         }
     }
 

@@ -5,6 +5,7 @@
 //! (no inline script or style) and the usual security headers.
 
 mod html;
+mod manage;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/embed.js", get(embed_js))
         .route("/static/donate.css", get(donate_css))
         .route("/static/donate.js", get(donate_js))
+        .merge(manage::router())
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -45,7 +47,7 @@ const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy")
 
 /// Who may frame a page.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// `frame-ancestors 'none'`, `X-Frame-Options: DENY`.
     Deny,
     /// The embed's iframe: only the newsroom's own sites (`ALLOWED_ORIGINS`).
@@ -110,7 +112,7 @@ fn content_security_policy(config: &Config, framing: Framing) -> String {
 }
 
 /// The headers every page and asset here carries.
-fn secure(
+pub(crate) fn secure(
     mut res: Response,
     config: &Config,
     framing: Framing,
@@ -148,7 +150,7 @@ fn secure(
     res
 }
 
-fn html_response(body: String, cache: &'static str) -> Response {
+pub(crate) fn html_response(body: String, cache: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -2,6 +2,10 @@
 //! from the kept daily aggregates. One currency per answer: currencies are never added.
 
 pub mod aggregates;
+mod dashboard;
+pub mod donors;
+pub mod export;
+pub mod ledger;
 pub mod staff;
 mod summary;
 
@@ -19,7 +23,17 @@ use crate::state::AppState;
 use staff::{Role, Staff};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/reports/summary", get(summary_route))
+    Router::new()
+        .route("/api/reports/summary", get(summary_route))
+        // The ledger and donors' personal data: finance, audited (src/reports/ledger.rs, donors.rs).
+        .route("/api/reports/gifts", get(ledger::gifts))
+        .route("/api/reports/statements", get(ledger::statements))
+        .route("/api/reports/lybunt", get(ledger::lybunt))
+        .route("/api/reports/donors/{email}", get(donors::history))
+        // The staff dashboard (src/reports/dashboard.rs).
+        .route("/reports", get(dashboard::page))
+        .route("/static/reports.js", get(dashboard::js))
+        .route("/static/reports.css", get(dashboard::css))
 }
 
 /// The authenticated staff member; rejects with 401 before any handler runs.
@@ -99,7 +113,7 @@ async fn summary_route(
             field: Some(param.into()),
             ..ApiError::bad_request("invalid_parameter", message)
         })?;
-    let summary = summarize(&state.db, &params, &state.config.report_time_zone).await?;
+    let summary = summarize(&state.db, &params, &state.config).await?;
     Ok(if csv {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

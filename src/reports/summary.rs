@@ -144,11 +144,60 @@ impl Figures {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One donor band in one period.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BandFigures {
+    pub band: String,
+    pub donors: i64,
+    pub gifts: i64,
+    pub net: i64,
+    /// This band's share of the period's net across bands (0 to 1).
+    pub share: f64,
+}
+
+/// Donors, plans and gift sizes of one period (absent when a campaign filter is set: donor
+/// figures are kept for the whole newsroom).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DonorFigures {
+    pub donors: i64,
+    /// Donors whose first gift ever falls in the period.
+    pub new_donors: i64,
+    pub bands: Vec<BandFigures>,
+    /// Donors whose yearly net is at or under SMALL_DONOR_THRESHOLD.
+    pub donors_at_or_under_threshold: i64,
+    pub net_at_or_under_threshold: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PlanFigures {
+    /// Recurring plans active at the period's end.
+    pub active_plans: i64,
+    /// Monthly recurring revenue at the period's end (yearly plans count as a twelfth).
+    pub mrr: i64,
+    pub cancellations: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Period {
     pub start: NaiveDate,
     #[serde(flatten)]
     pub figures: Figures,
+    pub average_gift: Option<i64>,
+    pub median_gift: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub donor_figures: Option<DonorFigures>,
+    #[serde(flatten)]
+    pub plans: PlanFigures,
+}
+
+/// Retention for one calendar year against the year before.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Retention {
+    pub year: i32,
+    pub retained: i64,
+    pub new: i64,
+    pub recovered: i64,
+    pub lapsed: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,11 +208,21 @@ pub struct Summary {
     pub to: NaiveDate,
     pub interval: Interval,
     pub campaign: Option<String>,
+    pub small_donor_threshold: i64,
     pub periods: Vec<Period>,
     pub total: Figures,
+    pub total_donors: Option<i64>,
+    pub total_new_donors: Option<i64>,
+    pub total_median_gift: Option<i64>,
+    pub retention: Vec<Retention>,
 }
 
-pub async fn summarize(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<Summary, sqlx::Error> {
+pub async fn summarize(
+    db: &PgPool,
+    p: &SummaryParams,
+    config: &Config,
+) -> Result<Summary, sqlx::Error> {
+    let tz = config.report_time_zone.as_str();
     let rows = sqlx::query!(
         r#"select day as "day!", kind as "kind!",
                   sum(gross)::int8 as "gross!", sum(gifts)::int8 as "gifts!", sum(refunded)::int8 as "refunded!",
@@ -187,6 +246,10 @@ pub async fn summarize(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<Summa
         periods.push(Period {
             start,
             figures: Figures::default(),
+            average_gift: None,
+            median_gift: None,
+            donor_figures: None,
+            plans: PlanFigures::default(),
         });
         start = next(p.interval, start);
     }
@@ -200,6 +263,27 @@ pub async fn summarize(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<Summa
         }
         total.add(&r.kind, r.gross, r.gifts, r.refunded, r.disputed, r.fees);
     }
+    for period in &mut periods {
+        period.average_gift =
+            (period.figures.gifts > 0).then(|| period.figures.gross / period.figures.gifts);
+    }
+    let medians = medians(db, p, tz).await?;
+    for period in &mut periods {
+        period.median_gift = medians.get(&Some(period.start)).copied();
+    }
+    plans(db, p, &mut periods).await?;
+    let (total_donors, total_new_donors) = if p.campaign.is_none() {
+        donor_figures(db, p, config, &mut periods).await?;
+        let (donors, new) = range_donors(db, p, tz).await?;
+        (Some(donors), Some(new))
+    } else {
+        (None, None)
+    };
+    let retention = if p.campaign.is_none() {
+        retention(db, p, tz).await?
+    } else {
+        Vec::new()
+    };
     Ok(Summary {
         currency: p.currency.to_string(),
         time_zone: tz.to_string(),
@@ -207,9 +291,208 @@ pub async fn summarize(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<Summa
         to: p.to,
         interval: p.interval,
         campaign: p.campaign.as_ref().map(|c| c.as_str().to_string()),
+        small_donor_threshold: config.small_donor_threshold,
         periods,
         total,
+        total_donors,
+        total_new_donors,
+        total_median_gift: medians.get(&None).copied(),
+        retention,
     })
+}
+
+fn interval_name(i: Interval) -> &'static str {
+    match i {
+        Interval::Day => "day",
+        Interval::Week => "week",
+        Interval::Month => "month",
+        Interval::Year => "year",
+    }
+}
+
+/// The median paid gift per period (key `Some(start)`) and over the range (key `None`).
+async fn medians(
+    db: &PgPool,
+    p: &SummaryParams,
+    tz: &str,
+) -> Result<std::collections::HashMap<Option<NaiveDate>, i64>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select case when grouping(p) = 1 then null else p end as "period",
+                  percentile_disc(0.5) within group (order by amount) as "median"
+           from (select amount,
+                        date_trunc($5, (paid_at at time zone $4)::date)::date as p
+                 from gifts
+                 where state = 'paid' and currency = $1
+                   and paid_at >= ($2::date)::timestamp at time zone $4
+                   and paid_at < ($3::date + 1)::timestamp at time zone $4
+                   and ($6::text is null or campaign = $6)) g
+           group by rollup (p)"#,
+        p.currency.as_str(),
+        p.from,
+        p.to,
+        tz,
+        interval_name(p.interval),
+        p.campaign.as_ref().map(|c| c.as_str()),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.median.map(|m| (r.period, m)))
+        .collect())
+}
+
+async fn plans(db: &PgPool, p: &SummaryParams, periods: &mut [Period]) -> Result<(), sqlx::Error> {
+    let starts: Vec<NaiveDate> = periods.iter().map(|x| x.start).collect();
+    let ends: Vec<NaiveDate> = periods
+        .iter()
+        .map(|x| next(p.interval, x.start).min(p.to + chrono::Duration::days(1)))
+        .collect();
+    let rows = sqlx::query!(
+        r#"select s.start as "start!",
+                  count(pl.id) filter (where pl.started_at < s.finish and (pl.canceled_at is null or pl.canceled_at >= s.finish)) as "active!",
+                  coalesce(sum(case when pl.interval = 'year' then pl.amount / 12 else pl.amount end)
+                      filter (where pl.started_at < s.finish and (pl.canceled_at is null or pl.canceled_at >= s.finish)), 0)::int8 as "mrr!",
+                  count(pl.id) filter (where pl.canceled_at >= s.start and pl.canceled_at < s.finish) as "canceled!"
+           from unnest($1::date[], $2::date[]) as s(start, finish)
+           left join plans pl on pl.currency = $3 and ($4::text is null or pl.campaign = $4)
+           group by s.start"#,
+        &starts,
+        &ends,
+        p.currency.as_str(),
+        p.campaign.as_ref().map(|c| c.as_str()),
+    )
+    .fetch_all(db)
+    .await?;
+    for r in rows {
+        if let Some(period) = periods.iter_mut().find(|x| x.start == r.start) {
+            period.plans = PlanFigures {
+                active_plans: r.active,
+                mrr: r.mrr,
+                cancellations: r.canceled,
+            };
+        }
+    }
+    Ok(())
+}
+
+async fn donor_figures(
+    db: &PgPool,
+    p: &SummaryParams,
+    config: &Config,
+    periods: &mut [Period],
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select period_start, band, small, donors, gifts, net, new_donors
+           from period_donor_totals
+           where currency = $1 and period_kind = $2 and period_start between $3 and $4"#,
+        p.currency.as_str(),
+        interval_name(p.interval),
+        p.interval.start_of(p.from),
+        p.to,
+    )
+    .fetch_all(db)
+    .await?;
+    for period in periods.iter_mut() {
+        let mut f = DonorFigures {
+            bands: config
+                .donor_bands
+                .iter()
+                .map(|(name, _)| BandFigures {
+                    band: name.clone(),
+                    donors: 0,
+                    gifts: 0,
+                    net: 0,
+                    share: 0.0,
+                })
+                .collect(),
+            ..DonorFigures::default()
+        };
+        for r in rows.iter().filter(|r| r.period_start == period.start) {
+            f.donors += r.donors;
+            f.new_donors += r.new_donors;
+            if r.small {
+                f.donors_at_or_under_threshold += r.donors;
+                f.net_at_or_under_threshold += r.net;
+            }
+            if let Some(b) = f.bands.iter_mut().find(|b| b.band == r.band) {
+                b.donors += r.donors;
+                b.gifts += r.gifts;
+                b.net += r.net;
+            }
+        }
+        let net: i64 = f.bands.iter().map(|b| b.net).sum();
+        for b in &mut f.bands {
+            b.share = if net > 0 {
+                b.net as f64 / net as f64
+            } else {
+                0.0
+            };
+        }
+        period.donor_figures = Some(f);
+    }
+    Ok(())
+}
+
+/// Unique donors with a paid gift in the range, and those whose first gift ever is in it.
+async fn range_donors(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<(i64, i64), sqlx::Error> {
+    let r = sqlx::query!(
+        r#"select count(distinct donor_id) as "donors!",
+                  (select coalesce(sum(new_donors), 0)::int8 from period_donor_totals
+                   where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!"
+           from gifts
+           where state = 'paid' and currency = $1 and donor_id is not null
+             and paid_at >= ($2::date)::timestamp at time zone $4
+             and paid_at < ($3::date + 1)::timestamp at time zone $4"#,
+        p.currency.as_str(),
+        p.from,
+        p.to,
+        tz
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((r.donors, r.new))
+}
+
+/// Retained, new, recovered and lapsed donors for each calendar year the range touches.
+async fn retention(
+    db: &PgPool,
+    p: &SummaryParams,
+    tz: &str,
+) -> Result<Vec<Retention>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"with given as (
+               select distinct donor_id, extract(year from paid_at at time zone $2)::int as y
+               from gifts where state = 'paid' and currency = $1 and donor_id is not null
+           ),
+           firsts as (select donor_id, min(y) as first from given group by donor_id),
+           years as (select generate_series($3::int, $4::int) as y)
+           select years.y as "year!",
+                  (select count(*) from given g where g.y = years.y
+                     and exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "retained!",
+                  (select count(*) from firsts f where f.first = years.y) as "new!",
+                  (select count(*) from given g join firsts f using (donor_id) where g.y = years.y and f.first < years.y - 1
+                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "recovered!",
+                  (select count(*) from given g where g.y = years.y - 1
+                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y)) as "lapsed!"
+           from years order by years.y"#,
+        p.currency.as_str(),
+        tz,
+        p.from.year(),
+        p.to.year(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Retention {
+            year: r.year,
+            retained: r.retained,
+            new: r.new,
+            recovered: r.recovered,
+            lapsed: r.lapsed,
+        })
+        .collect())
 }
 
 fn next(interval: Interval, d: NaiveDate) -> NaiveDate {

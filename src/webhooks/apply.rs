@@ -4,7 +4,7 @@
 
 use sqlx::{Postgres, Transaction};
 
-use crate::reports::aggregates::{self, Touched};
+use crate::reports::aggregates::{self, Bands, Touched};
 use uuid::Uuid;
 
 use super::facts::{
@@ -16,15 +16,30 @@ type Tx<'a> = Transaction<'a, Postgres>;
 
 /// Applies an event's facts and keeps the daily totals: the payments they touch are locked,
 /// and what they add to the totals is read before and after; the difference is added.
-pub async fn apply_all(tx: &mut Tx<'_>, facts: &[Fact], tz: &str) -> Result<(), sqlx::Error> {
+pub async fn apply_all(
+    tx: &mut Tx<'_>,
+    facts: &[Fact],
+    tz: &str,
+    bands: &Bands,
+) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
     aggregates::lock(tx, &touched).await?;
+    aggregates::lock_donor_links(tx, &touched).await?;
+    let donors_before = aggregates::donors_of(tx, &touched).await?;
     let before = aggregates::contributions(tx, &touched, tz).await?;
+    let donor_before = aggregates::donor_contributions(tx, &donors_before, bands, tz).await?;
     for fact in facts {
         apply(tx, fact).await?;
     }
     let after = aggregates::contributions(tx, &touched, tz).await?;
-    aggregates::add_difference(tx, before, after).await
+    aggregates::add_difference(tx, before, after).await?;
+    // Donors created by this event had nothing before; donors that existed were found above.
+    let mut donors = donors_before;
+    donors.extend(aggregates::donors_of(tx, &touched).await?);
+    donors.sort();
+    donors.dedup();
+    let donor_after = aggregates::donor_contributions(tx, &donors, bands, tz).await?;
+    aggregates::add_donor_difference(tx, donor_before, donor_after).await
 }
 
 fn touched(facts: &[Fact]) -> Touched {
@@ -49,11 +64,22 @@ fn touched(facts: &[Fact]) -> Touched {
             Fact::OneTime(p) => {
                 t.sessions.extend(p.session_id.clone());
                 t.gift_ids.extend(p.gift_id);
+                t.customers.extend(p.customer_id.clone());
             }
             Fact::Installment(i) => {
                 t.invoices.push(i.invoice_id.clone());
                 t.sessions.extend(i.session_id.clone());
                 t.gift_ids.extend(i.gift_id);
+                t.customers.extend(i.customer_id.clone());
+            }
+            Fact::Donor(d) => {
+                t.customers.extend(d.customer_id.clone());
+                t.emails.extend(
+                    d.email
+                        .as_deref()
+                        .and_then(|e| crate::gifts::Email::parse(e).ok())
+                        .map(|e| e.as_str().to_string()),
+                );
             }
             _ => {}
         }
@@ -75,6 +101,19 @@ async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
 
 /// One donor per normalized email, linked to every Stripe customer seen for it.
 async fn record_donor(tx: &mut Tx<'_>, d: &DonorFact) -> Result<(), sqlx::Error> {
+    // A customer of an erased donor (`chipin donor erase`): its events never bring personal
+    // data back, nor make a new donor of it.
+    if let Some(customer) = &d.customer_id
+        && sqlx::query_scalar!(
+            r#"select exists (select 1 from donor_customers c join donors d on d.id = c.donor_id
+                where c.customer_id = $1 and d.erased_at is not null) as "erased!""#,
+            customer
+        )
+        .fetch_one(&mut **tx)
+        .await?
+    {
+        return Ok(());
+    }
     let email = d
         .email
         .as_deref()
@@ -131,9 +170,9 @@ async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"
         insert into plans (id, subscription_id, customer_id, donor_id, amount, currency, interval, status,
-                           status_at, canceled_at, cancel_reason, campaign, origin)
+                           status_at, canceled_at, cancel_reason, campaign, origin, started_at)
         values ($1, $2, $3, (select donor_id from donor_customers where customer_id = $3), $4, $5, $6, $7,
-                $8, $9, $10, $11, $12)
+                $8, $9, $10, $11, $12, $13)
         on conflict (subscription_id) do update set
             status = case
                 when plans.status = 'canceled' then plans.status
@@ -147,6 +186,7 @@ async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
             interval = case when excluded.status_at >= plans.status_at then excluded.interval else plans.interval end,
             status_at = greatest(plans.status_at, excluded.status_at),
             canceled_at = coalesce(plans.canceled_at, excluded.canceled_at),
+            started_at = least(plans.started_at, excluded.started_at),
             cancel_reason = coalesce(plans.cancel_reason, excluded.cancel_reason),
             customer_id = coalesce(plans.customer_id, excluded.customer_id),
             donor_id = coalesce(plans.donor_id, excluded.donor_id),
@@ -166,6 +206,7 @@ async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
         p.cancel_reason,
         p.campaign,
         if p.from_checkout { "checkout" } else { "stripe" },
+        p.started_at,
     )
     .execute(&mut **tx)
     .await?;

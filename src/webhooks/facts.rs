@@ -77,6 +77,8 @@ pub struct PlanFact {
     pub status: String,
     pub at: DateTime<Utc>,
     pub canceled_at: Option<DateTime<Utc>>,
+    /// Stripe's `start_date`: when the plan began.
+    pub started_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
     pub campaign: Option<String>,
     /// The plan began at our checkout (its metadata carries a gift id).
@@ -486,6 +488,7 @@ fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
         status: need_str(o, "status")?,
         at,
         canceled_at: o.get("canceled_at").and_then(Value::as_i64).map(ts),
+        started_at: o.get("start_date").and_then(Value::as_i64).map(ts),
         cancel_reason: o.get("cancellation_details").and_then(|d| s(d, "reason")),
         campaign: s(&metadata, "campaign"),
         from_checkout: gift_id_in(&metadata).is_some(),

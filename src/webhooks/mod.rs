@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, is_unavailable};
+use crate::reports::aggregates::Bands;
 use crate::state::AppState;
 use crate::stripe::{StripeError, signature};
 
@@ -248,7 +249,13 @@ async fn store_and_apply(
     }
     let outcome = match facts {
         Ok(facts) => {
-            apply::apply_all(&mut tx, &facts, &state.config.report_time_zone).await?;
+            apply::apply_all(
+                &mut tx,
+                &facts,
+                &state.config.report_time_zone,
+                &Bands::from_config(&state.config),
+            )
+            .await?;
             sqlx::query!(
                 "update stripe_events set processed_at = now() where event_id = $1",
                 envelope.id
@@ -354,7 +361,13 @@ pub async fn replay(state: &AppState, event_id: &str) -> Result<Received, Webhoo
         }
     };
     let mut tx = state.db.begin().await?;
-    apply::apply_all(&mut tx, &facts, &state.config.report_time_zone).await?;
+    apply::apply_all(
+        &mut tx,
+        &facts,
+        &state.config.report_time_zone,
+        &Bands::from_config(&state.config),
+    )
+    .await?;
     sqlx::query!(
         "update stripe_events set processed_at = now(), needs_review = false, error = null where event_id = $1",
         event_id

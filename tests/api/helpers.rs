@@ -16,6 +16,7 @@ pub struct TestApp {
     pub db: PgPool,
     pub standin: StandIn,
     pub http: reqwest::Client,
+    pub config: std::sync::Arc<chipin::config::Config>,
     /// The first webhook secret the app verifies with (tests sign with it).
     pub webhook_secret: String,
 }
@@ -71,6 +72,7 @@ pub async fn spawn_app_with(opts: PgConnectOptions, extra: &[(&str, &str)]) -> T
     let address = app.address();
     standin.set_webhook_url(&format!("{address}/webhooks/stripe"));
     let db = app.state.db.clone();
+    let config = app.state.config.clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -81,6 +83,7 @@ pub async fn spawn_app_with(opts: PgConnectOptions, extra: &[(&str, &str)]) -> T
             .build()
             .unwrap(),
         webhook_secret,
+        config,
     }
 }
 

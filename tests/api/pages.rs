@@ -9,6 +9,7 @@ use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::browser;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 async fn get(app: &TestApp, path: &str) -> (StatusCode, HeaderMap, String) {
@@ -456,270 +457,6 @@ async fn the_cancelled_page_leads_back_to_the_form_with_the_choice(
     assert!(input(&html, "frequency-monthly").contains(" checked"));
 }
 
-// ---------------------------------------------------------------------------------------
-// One real browser: headless Chromium driven over WebDriver (chromedriver), with reqwest.
-
-mod browser {
-    use std::path::{Path, PathBuf};
-    use std::process::Stdio;
-    use std::time::Duration;
-
-    use serde_json::{Value, json};
-
-    const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-    pub struct Driver {
-        http: reqwest::Client,
-        base: String,
-        _process: tokio::process::Child,
-        _profile: TempDir,
-    }
-
-    pub struct Session<'a> {
-        driver: &'a Driver,
-        url: String,
-    }
-
-    /// A directory removed on drop.
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    pub fn available() -> bool {
-        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists()
-    }
-
-    impl Driver {
-        pub async fn start() -> Self {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let process = tokio::process::Command::new("/usr/bin/chromedriver")
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("chromedriver starts");
-            let profile = TempDir(
-                std::env::temp_dir().join(format!("chipin-chromium-{}", uuid::Uuid::new_v4())),
-            );
-            let driver = Self {
-                http: reqwest::Client::new(),
-                base: format!("http://127.0.0.1:{port}"),
-                _process: process,
-                _profile: profile,
-            };
-            for _ in 0..100 {
-                if let Ok(r) = driver
-                    .http
-                    .get(format!("{}/status", driver.base))
-                    .send()
-                    .await
-                    && r.status().is_success()
-                {
-                    return driver;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("chromedriver did not start");
-        }
-
-        pub async fn session(&self) -> Session<'_> {
-            let caps = json!({"capabilities": {"alwaysMatch": {
-                "goog:chromeOptions": {
-                    "binary": "/usr/bin/chromium",
-                    "args": [
-                        "--headless=new", "--no-sandbox", "--disable-gpu",
-                        "--disable-dev-shm-usage", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--hide-scrollbars",
-                        format!("--user-data-dir={}", self._profile.0.display()),
-                    ]
-                }
-            }}});
-            let v = self.call("POST", "/session", Some(caps)).await;
-            let id = v["sessionId"]
-                .as_str()
-                .expect("a WebDriver session")
-                .to_string();
-            Session {
-                driver: self,
-                url: format!("/session/{id}"),
-            }
-        }
-
-        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-            let url = format!("{}{path}", self.base);
-            let req = match method {
-                "GET" => self.http.get(url),
-                "DELETE" => self.http.delete(url),
-                _ => self.http.post(url).json(&body.unwrap_or_else(|| json!({}))),
-            };
-            let res = req
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .expect("webdriver answers");
-            let status = res.status();
-            let v: Value = res.json().await.expect("webdriver JSON");
-            assert!(status.is_success(), "{method} {path}: {v}");
-            v["value"].clone()
-        }
-    }
-
-    impl Session<'_> {
-        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-            self.driver
-                .call(method, &format!("{}{path}", self.url), body)
-                .await
-        }
-
-        pub async fn goto(&self, url: &str) {
-            self.call("POST", "/url", Some(json!({"url": url}))).await;
-        }
-
-        pub async fn url(&self) -> String {
-            self.call("GET", "/url", None)
-                .await
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-
-        /// Sizes the viewport (not the window, which includes the browser's frame).
-        pub async fn size(&self, width: i64, height: i64) {
-            let rect = |w: i64, h: i64| Some(json!({"width": w, "height": h}));
-            self.call("POST", "/window/rect", rect(width, height)).await;
-            let inner = self
-                .call(
-                    "POST",
-                    "/execute/sync",
-                    Some(json!({"script": "return [window.innerWidth, window.innerHeight];", "args": []})),
-                )
-                .await;
-            let (iw, ih) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
-            if (iw, ih) != (width, height) {
-                self.call(
-                    "POST",
-                    "/window/rect",
-                    rect(2 * width - iw, 2 * height - ih),
-                )
-                .await;
-            }
-        }
-
-        async fn find(&self, css: &str) -> String {
-            let v = self
-                .call(
-                    "POST",
-                    "/element",
-                    Some(json!({"using": "css selector", "value": css})),
-                )
-                .await;
-            v[ELEMENT].as_str().expect("element found").to_string()
-        }
-
-        pub async fn click(&self, css: &str) {
-            let id = self.find(css).await;
-            self.call("POST", &format!("/element/{id}/click"), None)
-                .await;
-        }
-
-        pub async fn type_into(&self, css: &str, text: &str) {
-            let id = self.find(css).await;
-            self.call(
-                "POST",
-                &format!("/element/{id}/value"),
-                Some(json!({"text": text})),
-            )
-            .await;
-        }
-
-        /// Polls until the element's text contains `part`.
-        pub async fn wait_for_text(&self, css: &str, part: &str) -> String {
-            for _ in 0..100 {
-                let text = self.text(css).await;
-                if text.contains(part) {
-                    return text;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("{css} never showed {part:?}");
-        }
-
-        pub async fn text(&self, css: &str) -> String {
-            let id = self.find(css).await;
-            self.call("GET", &format!("/element/{id}/text"), None)
-                .await
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        }
-
-        pub async fn selected(&self, css: &str) -> bool {
-            let id = self.find(css).await;
-            self.call("GET", &format!("/element/{id}/selected"), None)
-                .await
-                .as_bool()
-                .unwrap_or(false)
-        }
-
-        pub async fn wait_for_url(&self, part: &str) -> String {
-            for _ in 0..150 {
-                let url = self.url().await;
-                if url.contains(part) {
-                    return url;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("the browser never reached {part}; at {}", self.url().await);
-        }
-
-        pub async fn screenshot(&self, path: &Path) {
-            let b64 = self.call("GET", "/screenshot", None).await;
-            let png = decode_base64(b64.as_str().unwrap());
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, png).unwrap();
-        }
-
-        pub async fn quit(self) {
-            self.call("DELETE", "", None).await;
-        }
-    }
-
-    fn decode_base64(s: &str) -> Vec<u8> {
-        let value = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        };
-        let bytes: Vec<u8> = s
-            .bytes()
-            .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
-            .collect();
-        let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-        for chunk in bytes.chunks(4) {
-            let mut n = 0u32;
-            for (i, c) in chunk.iter().enumerate() {
-                n |= u32::from(value(*c)) << (18 - 6 * i);
-            }
-            let take = chunk.len() - 1;
-            out.extend_from_slice(&n.to_be_bytes()[1..=take]);
-        }
-        out
-    }
-}
-
 #[sqlx::test]
 async fn a_reader_gives_monthly_in_a_real_browser(_pool: PgPoolOptions, opts: PgConnectOptions) {
     if !browser::available() {
@@ -791,5 +528,156 @@ async fn a_reader_gives_monthly_in_a_real_browser(_pool: PgPoolOptions, opts: Pg
         .await
         .unwrap();
     assert_eq!(keys, 1);
+    b.quit().await;
+}
+
+/// The gift the browser tests make: monthly $25 with the fees covered.
+async fn assert_monthly_25_with_fees(app: &TestApp, session: &str, campaign: Option<&str>) {
+    wait_for_state(app, session, "paid").await;
+    let (amount, covered, frequency, got): (i64, i64, String, Option<String>) = sqlx::query_as(
+        "select amount, covered_fee, frequency, campaign from gifts where checkout_session_id = $1",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (amount, covered, frequency.as_str(), got.as_deref()),
+        (2606, 106, "monthly", campaign)
+    );
+}
+
+#[sqlx::test]
+async fn a_reader_gives_with_javascript_off_in_a_real_browser(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    if !browser::available_or_skip() {
+        return;
+    }
+    let app = spawn_app(opts).await;
+    let driver = browser::Driver::start().await;
+    let b = driver
+        .session_with(
+            &["--blink-settings=scriptEnabled=false"],
+            json!({"profile.managed_default_content_settings.javascript": 2}),
+        )
+        .await;
+    b.goto(&format!("{}/donate?campaign=no-js", app.address))
+        .await;
+    b.click(r#"label[for="frequency-monthly"]"#).await;
+    b.click(r#"label[for="amount-2500"]"#).await;
+    b.click("#cover_fees").await;
+    // Without donate.js the fee shown is the server's, and the form posts itself.
+    assert_eq!(b.text("#fee-amount").await, "$1.06");
+    b.click("#give").await;
+    b.wait_for_url("/pay/cs_").await;
+    b.click("#pay").await;
+    let thanks = b.wait_for_url("/thanks?session_id=").await;
+    let text = b.text("main").await;
+    assert!(
+        text.contains("monthly") && text.contains("$26.06"),
+        "{text}"
+    );
+    let session = thanks.split("session_id=").nth(1).unwrap().to_string();
+    assert_monthly_25_with_fees(&app, &session, Some("no-js")).await;
+    // The plain form post carries no Idempotency-Key: proof that no script ran.
+    let keys: i64 = sqlx::query_scalar("select count(*) from checkout_requests")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0);
+    b.quit().await;
+}
+
+#[sqlx::test]
+async fn the_embed_opens_the_form_on_another_sites_page_in_a_real_browser(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    if !browser::available_or_skip() {
+        return;
+    }
+    // The newsroom's page, on an origin of its own.
+    let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_origin = format!("http://localhost:{}", site.local_addr().unwrap().port());
+    let app = spawn_app_with(opts, &[("ALLOWED_ORIGINS", site_origin.as_str())]).await;
+    let page = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>News</title></head>
+<body><h1>An article</h1><p>Some reporting.</p>
+<script src="{}/embed.js" data-campaign="x"></script></body></html>"#,
+        app.address
+    );
+    let host = axum::Router::new().route(
+        "/article",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
+    tokio::spawn(async move { axum::serve(site, host).await });
+
+    let driver = browser::Driver::start().await;
+    let b = driver.session().await;
+    b.goto(&format!("{site_origin}/article")).await;
+    b.wait_for("button.chipin-embed-button").await;
+    assert_eq!(
+        b.text("button.chipin-embed-button").await,
+        "Support our work"
+    );
+    b.click("button.chipin-embed-button").await;
+    b.wait_for("iframe").await;
+    b.enter_frame("iframe").await;
+    b.wait_for("form#donate").await;
+    assert_eq!(
+        b.attribute(r#"input[name="campaign"]"#, "value")
+            .await
+            .as_deref(),
+        Some("x")
+    );
+    b.click(r#"label[for="frequency-monthly"]"#).await;
+    b.click(r#"label[for="amount-2500"]"#).await;
+    b.click("#cover_fees").await;
+    b.click("#give").await;
+    // Checkout opens in the top window.
+    b.wait_for_url("/pay/cs_").await;
+    b.enter_top().await;
+    b.click("#pay").await;
+    let thanks = b.wait_for_url("/thanks?session_id=").await;
+    let session = thanks.split("session_id=").nth(1).unwrap().to_string();
+    assert_monthly_25_with_fees(&app, &session, Some("x")).await;
+    b.quit().await;
+}
+
+#[sqlx::test]
+async fn a_reader_completes_the_form_with_the_keyboard_only(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    use browser::{ENTER, SPACE};
+    if !browser::available_or_skip() {
+        return;
+    }
+    let app = spawn_app(opts).await;
+    let driver = browser::Driver::start().await;
+    let b = driver.session().await;
+    b.goto(&format!("{}/donate?campaign=keys", app.address))
+        .await;
+    // Tab into the frequency group (monthly is the default), then the amounts ($25 is
+    // suggested), on to the fee box (Space ticks it), the email field, and Enter submits.
+    b.tab_to("frequency-monthly").await;
+    assert!(b.selected("#frequency-monthly").await);
+    b.tab_to("amount-2500").await;
+    assert!(b.selected("#amount-2500").await);
+    b.tab_to("cover_fees").await;
+    b.press(&[SPACE]).await;
+    assert!(b.selected("#cover_fees").await);
+    assert_eq!(b.text("#fee-amount").await, "$1.06");
+    b.tab_to("email").await;
+    b.type_keys("keys@example.org").await;
+    b.press(&[ENTER]).await;
+    b.wait_for_url("/pay/cs_").await;
+    b.tab_to("pay").await;
+    b.press(&[ENTER]).await;
+    let thanks = b.wait_for_url("/thanks?session_id=").await;
+    let session = thanks.split("session_id=").nth(1).unwrap().to_string();
+    assert_monthly_25_with_fees(&app, &session, Some("keys")).await;
     b.quit().await;
 }

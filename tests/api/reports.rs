@@ -333,3 +333,108 @@ async fn staff_commands_add_list_and_revoke(_pool: PgPoolOptions, opts: PgConnec
         401
     );
 }
+
+/// Pays a one-time gift from `email` on the generator; returns its checkout.session.completed.
+async fn give(g: &TestApp, email: &str, amount: i64) -> Value {
+    let created: Value = g
+        .checkout(json!({"amount": amount, "frequency": "once", "email": email}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    g.pay(created["checkout_url"].as_str().unwrap()).await;
+    let session = created["stripe_session_id"].as_str().unwrap().to_string();
+    g.standin
+        .events()
+        .into_iter()
+        .find(|e| {
+            e["type"] == "checkout.session.completed"
+                && e["data"]["object"]["id"] == session.as_str()
+        })
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn donor_bands_and_the_small_donor_line_follow_each_donors_year(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = spawn_app_with(opts.clone(), &[("MAX_AMOUNT", "10000000")]).await;
+    g.standin.pause_deliveries(true);
+    let at_threshold = give(&g, "exactly200@example.org", 20_000).await;
+    let crosser_jan = give(&g, "crosser@example.org", 15_000).await;
+    let crosser_mar = give(&g, "crosser@example.org", 10_000).await;
+    let just_small = give(&g, "small@example.org", 99_999).await;
+    let mid = give(&g, "mid@example.org", 100_000).await;
+    let major = give(&g, "major@example.org", 500_000).await;
+    let db = format!(
+        "chipin_rcv_{}_bands",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let url = format!(
+        "postgres://{}@{}:{}/{db}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port()
+    );
+    let r = spawn_app_with(
+        opts,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("STRIPE_API_BASE", g.standin.base_url().as_str()),
+            ("STRIPE_WEBHOOK_SECRET", g.standin.secret()),
+        ],
+    )
+    .await;
+    deliver_at(&r, &at_threshold, "2026-01-10T12:00:00Z", "evt_1").await;
+    deliver_at(&r, &crosser_jan, "2026-01-20T12:00:00Z", "evt_2").await;
+    deliver_at(&r, &just_small, "2026-01-25T12:00:00Z", "evt_3").await;
+    deliver_at(&r, &mid, "2026-02-01T12:00:00Z", "evt_4").await;
+    deliver_at(&r, &major, "2026-02-02T12:00:00Z", "evt_5").await;
+    let token = staff::add(&r.db, "fin", Role::Viewer).await.unwrap();
+    let q = "from=2026-01-01&to=2026-03-31&interval=month&currency=usd";
+
+    let body: Value = summary(&r, &token, q).await.json().await.unwrap();
+    let jan = &body["periods"][0]["donor_figures"];
+    assert_eq!(jan["donors"], 3);
+    assert_eq!(jan["new_donors"], 3);
+    // At the threshold counts; 150 so far this year counts too, before the March gift.
+    assert_eq!(jan["donors_at_or_under_threshold"], 2);
+    assert_eq!(jan["net_at_or_under_threshold"], 20_000 + 15_000);
+    let band = |p: &Value, name: &str| {
+        p["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["band"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(band(jan, "small")["donors"], 3);
+    let feb = &body["periods"][1]["donor_figures"];
+    assert_eq!(band(feb, "mid")["donors"], 1);
+    assert_eq!(band(feb, "major")["donors"], 1);
+    assert_eq!(band(feb, "major")["net"], 500_000);
+    assert_eq!(band(feb, "small")["donors"], 0);
+    assert!((band(feb, "major")["share"].as_f64().unwrap() - 500_000.0 / 600_000.0).abs() < 1e-9);
+
+    // The March gift takes the crosser over the line for the whole year: January changes.
+    deliver_at(&r, &crosser_mar, "2026-03-03T12:00:00Z", "evt_6").await;
+    let body: Value = summary(&r, &token, q).await.json().await.unwrap();
+    let jan = &body["periods"][0]["donor_figures"];
+    assert_eq!(jan["donors_at_or_under_threshold"], 1);
+    assert_eq!(jan["net_at_or_under_threshold"], 20_000);
+    let mar = &body["periods"][2]["donor_figures"];
+    assert_eq!(
+        (mar["donors"].as_i64(), mar["new_donors"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(body["total_donors"], 5);
+    assert_eq!(body["total_new_donors"], 5);
+    assert_eq!(
+        body["periods"][0]["average_gift"],
+        (20_000 + 15_000 + 99_999) / 3
+    );
+    assert_eq!(body["periods"][0]["median_gift"], 20_000);
+    assert_eq!(body["retention"][0]["new"], 5);
+}

@@ -27,12 +27,17 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v1/subscriptions/{id}",
             get(retrieve).delete(cancel_subscription),
         )
+        .route(
+            "/v1/customers/{id}",
+            get(retrieve).delete(super::portal::delete_customer),
+        )
         .route("/v1/{*path}", get(retrieve))
         .route("/pay/{id}", get(pay_page).post(pay))
         .route("/_sim/subscriptions/{id}/renew", post(sim_renew))
         .route("/_sim/subscriptions/{id}/amount", post(sim_amount))
         .route("/_sim/charges/{id}/dispute", post(sim_dispute))
         .route("/_sim/disputes/{id}/close", post(sim_close_dispute))
+        .merge(super::portal::routes())
         .with_state(sim)
 }
 
@@ -65,7 +70,7 @@ fn sim_error(e: SimError) -> Response {
 
 /// What every `/v1` request goes through: authentication, recording, injected failures and
 /// idempotency keys, the way Stripe treats them.
-async fn api(
+pub(super) async fn api(
     sim: &Sim,
     method: &Method,
     uri: &Uri,

@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 pub mod form;
 pub mod objects;
+mod portal;
 mod state;
 
 use std::net::SocketAddr;
