@@ -231,13 +231,26 @@ impl Session<'_> {
         panic!("{css} never showed {part:?}");
     }
 
+    /// The element's rendered text, read in one script call: a page that re-renders between
+    /// a find and a read would otherwise hand back a stale element.
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call("GET", &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        for _ in 0..100 {
+            let text = self
+                .call(
+                    "POST",
+                    "/execute/sync",
+                    Some(json!({
+                        "script": "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;",
+                        "args": [css]
+                    })),
+                )
+                .await;
+            if let Some(t) = text.as_str() {
+                return t.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} never appeared");
     }
 
     pub async fn selected(&self, css: &str) -> bool {

@@ -32,6 +32,42 @@ pub fn database_url(opts: &PgConnectOptions) -> String {
     )
 }
 
+/// The URL of a new database for a second app in one test. (Postgres cuts names at 63 bytes,
+/// and `#[sqlx::test]` names are already that long, so these get short names of their own;
+/// `scripts/test` drops them before each run.)
+pub fn receiver_url(opts: &PgConnectOptions, name: &str) -> String {
+    let db = format!(
+        "chipin_rcv_{}_{name}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    assert!(db.len() <= 63, "{db} is too long for Postgres");
+    format!(
+        "postgres://{}@{}:{}/{db}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port()
+    )
+}
+
+/// A fresh app on a database of its own that reads Stripe from `source`'s stand-in and
+/// verifies its signatures: it receives `source`'s events in whatever order a test chooses.
+pub async fn receiver(
+    opts: &PgConnectOptions,
+    source: &TestApp,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let url = receiver_url(opts, name);
+    let base = source.standin.base_url();
+    let mut vars = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("STRIPE_API_BASE", base.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", source.standin.secret()),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_app_with(opts.clone(), &vars).await
+}
+
 pub async fn spawn_app(opts: PgConnectOptions) -> TestApp {
     spawn_app_with(opts, &[]).await
 }
@@ -116,6 +152,21 @@ impl TestApp {
             &body,
         );
         self.deliver_raw(body, Some(&header)).await
+    }
+
+    /// Delivers `event` as a new event `id` with its times moved to `at` (RFC 3339).
+    pub async fn deliver_at(&self, event: &Value, at: &str, id: &str) {
+        let t = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .timestamp();
+        let mut e = event.clone();
+        e["id"] = serde_json::json!(id);
+        e["created"] = serde_json::json!(t);
+        if e["data"]["object"].get("created").is_some() {
+            e["data"]["object"]["created"] = serde_json::json!(t);
+        }
+        let res = self.deliver(&e).await;
+        assert_eq!(res.status(), 200, "{}", e["type"]);
     }
 
     pub async fn deliver_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {

@@ -13,21 +13,6 @@ use crate::helpers::{TestApp, spawn_app_with};
 
 const CURRENCIES: &str = "usd,eur";
 
-/// Runs an event through the app with its times moved to `at` (RFC 3339).
-async fn deliver_at(app: &TestApp, event: &Value, at: &str, id: &str) {
-    let t = chrono::DateTime::parse_from_rfc3339(at)
-        .unwrap()
-        .timestamp();
-    let mut e = event.clone();
-    e["id"] = json!(id);
-    e["created"] = json!(t);
-    if e["data"]["object"].get("created").is_some() {
-        e["data"]["object"]["created"] = json!(t);
-    }
-    let res = app.deliver(&e).await;
-    assert_eq!(res.status(), 200, "{}", e["type"]);
-}
-
 fn event<'a>(events: &'a [Value], kind: &str, object_id: &str) -> &'a Value {
     events
         .iter()
@@ -71,15 +56,13 @@ async fn give(app: &TestApp, body: Value, email: &str, name: &str) -> Paid {
 /// Tells our webhook that the gift was paid (and its charge's fee) at `at`.
 async fn paid_at(app: &TestApp, p: &Paid, at: &str, n: &str) {
     let events = app.standin.events();
-    deliver_at(
-        app,
+    app.deliver_at(
         event(&events, "charge.succeeded", &p.charge),
         at,
         &format!("evt_ch_{n}"),
     )
     .await;
-    deliver_at(
-        app,
+    app.deliver_at(
         event(&events, "checkout.session.completed", &p.session),
         at,
         &format!("evt_cs_{n}"),
@@ -107,15 +90,13 @@ async fn dispute(app: &TestApp, p: &Paid, outcome: &str, opened: &str, closed: &
         .unwrap();
     assert!(res.status().is_success());
     let events = app.standin.events();
-    deliver_at(
-        app,
+    app.deliver_at(
         event(&events, "charge.dispute.created", &id),
         opened,
         &format!("evt_dpc_{n}"),
     )
     .await;
-    deliver_at(
-        app,
+    app.deliver_at(
         event(&events, "charge.dispute.closed", &id),
         closed,
         &format!("evt_dpx_{n}"),
@@ -200,8 +181,7 @@ async fn known_ledger(opts: PgConnectOptions) -> Known {
         .await
         .unwrap();
     let events = app.standin.events();
-    deliver_at(
-        &app,
+    app.deliver_at(
         event(&events, "refund.created", refund["id"].as_str().unwrap()),
         "2026-01-05T12:00:00Z",
         "evt_refund",

@@ -5,7 +5,7 @@ use chipin::reports::staff::{self, Role};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, receiver, spawn_app, spawn_app_with};
 
 async fn summary(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
     app.http
@@ -78,21 +78,6 @@ async fn bad_summary_parameters_are_400_naming_the_parameter(
     }
 }
 
-/// Runs an event through the app with its times moved to `at` (RFC 3339).
-async fn deliver_at(app: &TestApp, event: &Value, at: &str, id: &str) {
-    let t = chrono::DateTime::parse_from_rfc3339(at)
-        .unwrap()
-        .timestamp();
-    let mut e = event.clone();
-    e["id"] = json!(id);
-    e["created"] = json!(t);
-    if e["data"]["object"].get("created").is_some() {
-        e["data"]["object"]["created"] = json!(t);
-    }
-    let res = app.deliver(&e).await;
-    assert_eq!(res.status(), 200, "{}", e["type"]);
-}
-
 /// A ledger with known dates: the generator's stand-in makes real payments, and their events
 /// are delivered with chosen times to a receiver configured with `tz`.
 async fn dated_ledger(opts: PgConnectOptions, tz: &str) -> (TestApp, String) {
@@ -133,33 +118,19 @@ async fn dated_ledger(opts: PgConnectOptions, tz: &str) -> (TestApp, String) {
         .find(|e| e["type"] == "refund.created")
         .unwrap();
 
-    let db = format!(
-        "chipin_rcv_{}_rep",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let url = format!(
-        "postgres://{}@{}:{}/{db}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    );
-    let r = spawn_app_with(
-        opts,
-        &[
-            ("DATABASE_URL", url.as_str()),
-            ("STRIPE_API_BASE", g.standin.base_url().as_str()),
-            ("STRIPE_WEBHOOK_SECRET", g.standin.secret()),
-            ("REPORT_TIME_ZONE", tz),
-        ],
-    )
-    .await;
-    deliver_at(&r, completed[0], "2026-01-15T12:00:00Z", "evt_a").await;
-    deliver_at(&r, completed[1], "2026-02-10T12:00:00Z", "evt_b").await;
+    let r = receiver(&opts, &g, "rep", &[("REPORT_TIME_ZONE", tz)]).await;
+    r.deliver_at(completed[0], "2026-01-15T12:00:00Z", "evt_a")
+        .await;
+    r.deliver_at(completed[1], "2026-02-10T12:00:00Z", "evt_b")
+        .await;
     // Late on 31 January in UTC: still January in New York, already February in Auckland.
-    deliver_at(&r, completed[2], "2026-01-31T23:30:00Z", "evt_c").await;
-    deliver_at(&r, completed[3], "2026-01-20T12:00:00Z", "evt_eur").await;
+    r.deliver_at(completed[2], "2026-01-31T23:30:00Z", "evt_c")
+        .await;
+    r.deliver_at(completed[3], "2026-01-20T12:00:00Z", "evt_eur")
+        .await;
     // A refund of January's gift, made in March, counts in March.
-    deliver_at(&r, refund_created, "2026-03-05T12:00:00Z", "evt_refund").await;
+    r.deliver_at(refund_created, "2026-03-05T12:00:00Z", "evt_refund")
+        .await;
     let token = staff::add(&r.db, "fin", Role::Finance).await.unwrap();
     (r, token)
 }
@@ -367,30 +338,15 @@ async fn donor_bands_and_the_small_donor_line_follow_each_donors_year(
     let just_small = give(&g, "small@example.org", 99_999).await;
     let mid = give(&g, "mid@example.org", 100_000).await;
     let major = give(&g, "major@example.org", 500_000).await;
-    let db = format!(
-        "chipin_rcv_{}_bands",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let url = format!(
-        "postgres://{}@{}:{}/{db}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    );
-    let r = spawn_app_with(
-        opts,
-        &[
-            ("DATABASE_URL", url.as_str()),
-            ("STRIPE_API_BASE", g.standin.base_url().as_str()),
-            ("STRIPE_WEBHOOK_SECRET", g.standin.secret()),
-        ],
-    )
-    .await;
-    deliver_at(&r, &at_threshold, "2026-01-10T12:00:00Z", "evt_1").await;
-    deliver_at(&r, &crosser_jan, "2026-01-20T12:00:00Z", "evt_2").await;
-    deliver_at(&r, &just_small, "2026-01-25T12:00:00Z", "evt_3").await;
-    deliver_at(&r, &mid, "2026-02-01T12:00:00Z", "evt_4").await;
-    deliver_at(&r, &major, "2026-02-02T12:00:00Z", "evt_5").await;
+    let r = receiver(&opts, &g, "bands", &[]).await;
+    r.deliver_at(&at_threshold, "2026-01-10T12:00:00Z", "evt_1")
+        .await;
+    r.deliver_at(&crosser_jan, "2026-01-20T12:00:00Z", "evt_2")
+        .await;
+    r.deliver_at(&just_small, "2026-01-25T12:00:00Z", "evt_3")
+        .await;
+    r.deliver_at(&mid, "2026-02-01T12:00:00Z", "evt_4").await;
+    r.deliver_at(&major, "2026-02-02T12:00:00Z", "evt_5").await;
     let token = staff::add(&r.db, "fin", Role::Viewer).await.unwrap();
     let q = "from=2026-01-01&to=2026-03-31&interval=month&currency=usd";
 
@@ -419,7 +375,8 @@ async fn donor_bands_and_the_small_donor_line_follow_each_donors_year(
     assert!((band(feb, "major")["share"].as_f64().unwrap() - 500_000.0 / 600_000.0).abs() < 1e-9);
 
     // The March gift takes the crosser over the line for the whole year: January changes.
-    deliver_at(&r, &crosser_mar, "2026-03-03T12:00:00Z", "evt_6").await;
+    r.deliver_at(&crosser_mar, "2026-03-03T12:00:00Z", "evt_6")
+        .await;
     let body: Value = summary(&r, &token, q).await.json().await.unwrap();
     let jan = &body["periods"][0]["donor_figures"];
     assert_eq!(jan["donors_at_or_under_threshold"], 1);

@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{TestApp, database_url, spawn_app, spawn_app_with};
+use crate::helpers::{self, TestApp, database_url, receiver_url, spawn_app, spawn_app_with};
 
 /// Calls the stand-in's API or controls as chipin's tests (or Stripe's dashboard) would.
 async fn stripe_call(
@@ -60,35 +60,9 @@ async fn generator(opts: PgConnectOptions) -> TestApp {
     app
 }
 
-/// The URL of a new database for a receiver. (Postgres cuts names at 63 bytes, and
-/// `#[sqlx::test]` names are already that long, so receivers get short names of their own;
-/// `scripts/test` drops them before each run.)
-fn receiver_url(opts: &PgConnectOptions, name: &str) -> String {
-    let db = format!(
-        "chipin_rcv_{}_{name}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    assert!(db.len() <= 63, "{db} is too long for Postgres");
-    format!(
-        "postgres://{}@{}:{}/{db}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    )
-}
-
 /// A fresh app on a database of its own, reading Stripe from `source`'s stand-in.
 async fn receiver(opts: &PgConnectOptions, source: &TestApp, name: &str) -> TestApp {
-    let url = receiver_url(opts, name);
-    spawn_app_with(
-        opts.clone(),
-        &[
-            ("DATABASE_URL", url.as_str()),
-            ("STRIPE_API_BASE", source.standin.base_url().as_str()),
-            ("STRIPE_WEBHOOK_SECRET", source.standin.secret()),
-        ],
-    )
-    .await
+    helpers::receiver(opts, source, name, &[]).await
 }
 
 async fn deliver_ok(app: &TestApp, event: &Value) {
