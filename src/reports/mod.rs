@@ -6,6 +6,7 @@ mod dashboard;
 pub mod donors;
 pub mod export;
 pub mod ledger;
+pub mod payouts;
 pub mod staff;
 mod summary;
 
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/reports", get(dashboard::page))
         .route("/static/reports.js", get(dashboard::js))
         .route("/static/reports.css", get(dashboard::css))
+        .merge(payouts::routes())
 }
 
 /// The authenticated staff member; rejects with 401 before any handler runs.

@@ -7,6 +7,7 @@ use sqlx::{Postgres, Transaction};
 use crate::reports::aggregates::{self, Bands, Touched};
 use uuid::Uuid;
 
+use super::facts::PayoutFact;
 use super::facts::{
     ChargeFact, DisputeFact, DonorFact, Fact, GiftState, InstallmentFact, PaymentFact, PlanFact,
     RefundFact,
@@ -57,6 +58,7 @@ fn touched(facts: &[Fact]) -> Touched {
             Fact::Refund(r) => pi(&r.payment_intent_id),
             Fact::Dispute(d) => pi(&d.payment_intent_id),
             Fact::Donor(_) | Fact::Plan(_) => {}
+            Fact::Payout(_) => {}
         }
     }
     for fact in facts {
@@ -96,6 +98,7 @@ async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
         Fact::Charge(c) => record_charge(tx, c).await,
         Fact::Refund(r) => record_refund(tx, r).await,
         Fact::Dispute(d) => record_dispute(tx, d).await,
+        Fact::Payout(p) => record_payout(tx, p).await,
     }
 }
 
@@ -439,5 +442,83 @@ async fn record_dispute(tx: &mut Tx<'_>, d: &DisputeFact) -> Result<(), sqlx::Er
     )
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// A payout and its items. Its status merges like a dispute's: failed and canceled are final,
+/// otherwise the later word wins. Each item is linked to our gift, refund or dispute row by
+/// Stripe ids, or marked unmatched.
+async fn record_payout(tx: &mut Tx<'_>, p: &PayoutFact) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into payouts (payout_id, amount, currency, arrival_date, status, status_at, failure_code, created)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (payout_id) do update set
+             status = case
+                 when payout_status_rank(payouts.status) = 3 then payouts.status
+                 when payout_status_rank(excluded.status) = 3 then excluded.status
+                 when excluded.status_at > payouts.status_at
+                   or (excluded.status_at = payouts.status_at
+                       and payout_status_rank(excluded.status) >= payout_status_rank(payouts.status))
+                     then excluded.status
+                 else payouts.status end,
+             status_at = greatest(payouts.status_at, excluded.status_at),
+             amount = excluded.amount,
+             arrival_date = case when excluded.status_at >= payouts.status_at
+                                 then excluded.arrival_date else payouts.arrival_date end,
+             failure_code = coalesce(excluded.failure_code, payouts.failure_code),
+             updated_at = now()",
+    )
+    .bind(&p.payout_id)
+    .bind(p.amount)
+    .bind(&p.currency)
+    .bind(p.arrival_date)
+    .bind(&p.status)
+    .bind(p.at)
+    .bind(&p.failure_code)
+    .bind(p.created)
+    .execute(&mut **tx)
+    .await?;
+    for i in &p.items {
+        sqlx::query(
+            "with c as (select charge_id, payment_intent_id from charges
+                        where charge_id = $8 or balance_transaction_id = $1
+                        order by (charge_id = $8) desc limit 1),
+                  r as (select refund_id, payment_intent_id from refunds where refund_id = $8),
+                  d as (select dispute_id, payment_intent_id from disputes where dispute_id = $8),
+                  g as (select id from gifts where payment_intent_id = coalesce(
+                            (select payment_intent_id from c), (select payment_intent_id from r),
+                            (select payment_intent_id from d)) limit 1)
+             insert into payout_items (balance_transaction_id, payout_id, type, reporting_category, amount,
+                                       fee, net, currency, source_id, created, link, gift_id, charge_id,
+                                       refund_id, dispute_id)
+             select $1, $2, $3, $4, $5, $6, $7, $9, $8, $10,
+                    case when exists (select 1 from r) then 'refund'
+                         when exists (select 1 from d) then 'dispute'
+                         when exists (select 1 from g) then 'gift'
+                         else 'unmatched' end,
+                    (select id from g), (select charge_id from c),
+                    (select refund_id from r), (select dispute_id from d)
+             on conflict (balance_transaction_id) do update set
+                 payout_id = excluded.payout_id,
+                 link = case when excluded.link = 'unmatched' then payout_items.link else excluded.link end,
+                 gift_id = coalesce(excluded.gift_id, payout_items.gift_id),
+                 charge_id = coalesce(excluded.charge_id, payout_items.charge_id),
+                 refund_id = coalesce(excluded.refund_id, payout_items.refund_id),
+                 dispute_id = coalesce(excluded.dispute_id, payout_items.dispute_id),
+                 updated_at = now()",
+        )
+        .bind(&i.balance_transaction_id)
+        .bind(&p.payout_id)
+        .bind(&i.kind)
+        .bind(&i.reporting_category)
+        .bind(i.amount)
+        .bind(i.fee)
+        .bind(i.net)
+        .bind(&i.source_id)
+        .bind(&i.currency)
+        .bind(i.created)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }

@@ -130,6 +130,35 @@ pub enum Fact {
     Charge(ChargeFact),
     Refund(RefundFact),
     Dispute(DisputeFact),
+    Payout(PayoutFact),
+}
+
+/// One balance transaction a payout carries, as Stripe lists it.
+#[derive(Debug, Clone)]
+pub struct PayoutItemFact {
+    pub balance_transaction_id: String,
+    pub kind: String,
+    pub reporting_category: Option<String>,
+    pub amount: i64,
+    pub fee: i64,
+    pub net: i64,
+    pub currency: String,
+    pub source_id: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+/// A payout (a deposit to the bank) and every balance transaction in it.
+#[derive(Debug, Clone)]
+pub struct PayoutFact {
+    pub payout_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub arrival_date: DateTime<Utc>,
+    pub status: String,
+    pub failure_code: Option<String>,
+    pub created: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+    pub items: Vec<PayoutItemFact>,
 }
 
 pub enum Interpret {
@@ -266,6 +295,8 @@ pub async fn interpret(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Inte
             created: ts(need_i64(o, "created")?),
             at,
         })]),
+        "payout.created" | "payout.updated" | "payout.paid" | "payout.failed"
+        | "payout.canceled" => Ok(vec![payout(state, o, at).await?]),
         // Stored and answered 200, nothing else: an event type we do not act on.
         _ => Ok(Vec::new()),
     }
@@ -589,4 +620,60 @@ fn refund_from(o: &Value) -> Result<RefundFact, Interpret> {
         status: need_str(o, "status")?,
         created: ts(need_i64(o, "created")?),
     })
+}
+
+#[derive(Deserialize)]
+struct Page {
+    data: Vec<Value>,
+    has_more: bool,
+}
+
+/// A payout and its balance transactions, listed from Stripe page by page.
+async fn payout(state: &AppState, o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
+    let payout_id = need_str(o, "id")?;
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = vec![("payout", payout_id.as_str()), ("limit", "100")];
+        if let Some(a) = &after {
+            query.push(("starting_after", a.as_str()));
+        }
+        let page: Page = state.stripe.get("/balance_transactions", &query).await?;
+        let last = page.data.last().and_then(|b| s(b, "id"));
+        for bt in &page.data {
+            let kind = need_str(bt, "type")?;
+            let source_id = id_of(bt, "source");
+            // The payout's own withdrawal from the balance is not one of its items.
+            if kind == "payout" && source_id.as_deref() == Some(payout_id.as_str()) {
+                continue;
+            }
+            items.push(PayoutItemFact {
+                balance_transaction_id: need_str(bt, "id")?,
+                kind,
+                reporting_category: s(bt, "reporting_category"),
+                amount: need_i64(bt, "amount")?,
+                fee: need_i64(bt, "fee")?,
+                net: need_i64(bt, "net")?,
+                currency: need_str(bt, "currency")?,
+                source_id,
+                created: ts(need_i64(bt, "created")?),
+            });
+        }
+        // A page that does not move the cursor would loop forever.
+        if !page.has_more || last.is_none() || last == after {
+            break;
+        }
+        after = last;
+    }
+    Ok(Fact::Payout(PayoutFact {
+        payout_id,
+        amount: need_i64(o, "amount")?,
+        currency: need_str(o, "currency")?,
+        arrival_date: ts(need_i64(o, "arrival_date")?),
+        status: need_str(o, "status")?,
+        failure_code: s(o, "failure_code"),
+        created: ts(need_i64(o, "created")?),
+        at,
+        items,
+    }))
 }

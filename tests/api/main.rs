@@ -6,5 +6,6 @@ mod helpers;
 mod ledger;
 mod manage;
 mod pages;
+mod payouts;
 mod reports;
 mod webhooks;

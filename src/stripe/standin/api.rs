@@ -38,6 +38,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/charges/{id}/dispute", post(sim_dispute))
         .route("/_sim/disputes/{id}/close", post(sim_close_dispute))
         .merge(super::portal::routes())
+        .merge(super::payouts::routes())
         .with_state(sim)
 }
 
@@ -54,7 +55,7 @@ pub fn stripe_error(
     (status, axum::Json(err)).into_response()
 }
 
-fn sim_error(e: SimError) -> Response {
+pub(super) fn sim_error(e: SimError) -> Response {
     match e {
         SimError::NotFound(..) => stripe_error(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 pub mod form;
 pub mod objects;
+mod payouts;
 mod portal;
 mod state;
 

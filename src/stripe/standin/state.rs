@@ -82,7 +82,7 @@ impl Sim {
         self.inner.lock().unwrap().objects.get(id).cloned()
     }
 
-    fn emit(
+    pub(super) fn emit(
         &self,
         inner: &mut Inner,
         kind: &str,
