@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::state::AppState;
-use crate::stripe::StripeError;
+use crate::stripe::{StripeError, expandable_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeeError {
@@ -80,28 +80,16 @@ async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeE
         .stripe
         .get(&format!("/payment_intents/{payment_intent}"), &[])
         .await?;
-    let charge_id = match pi.latest_charge {
-        Some(Value::String(id)) => id,
-        Some(Value::Object(o)) => o
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        _ => return Ok(false),
+    let Some(charge_id) = expandable_id(pi.latest_charge.as_ref()) else {
+        return Ok(false);
     };
     let charge: Charge = state
         .stripe
         .get(&format!("/charges/{charge_id}"), &[])
         .await?;
-    let bt_id = match &charge.balance_transaction {
-        Some(Value::String(id)) => id.clone(),
-        Some(Value::Object(o)) => o
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        // Not settled yet: the next pass tries again.
-        _ => return Ok(false),
+    // Not settled yet: the next pass tries again.
+    let Some(bt_id) = expandable_id(charge.balance_transaction.as_ref()) else {
+        return Ok(false);
     };
     let bt: BalanceTransaction = state
         .stripe

@@ -190,11 +190,7 @@ fn s(v: &Value, key: &str) -> Option<String> {
 
 /// An id that may be expanded into an object.
 fn id_of(v: &Value, key: &str) -> Option<String> {
-    match v.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_string),
-        _ => None,
-    }
+    crate::stripe::expandable_id(v.get(key))
 }
 
 fn need_str(v: &Value, key: &str) -> Result<String, Interpret> {
