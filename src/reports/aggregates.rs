@@ -39,11 +39,12 @@ type Key = (NaiveDate, String, String, String);
 /// gross, gifts, refunded, disputed, fees
 type Sums = [i64; 5];
 
-/// Serializes transactions about the same payments until they commit. A gift's figures
-/// depend on rows joined through its payment intent (charge fee, refunds, disputes), so an
-/// event that reaches a gift by another key also locks that gift's payment intent. (Taking
-/// the second lock after the first can deadlock with a rival; Postgres then aborts one, and
-/// the webhook path runs it again.)
+/// Serializes transactions about the same payments and donor links until they commit. A
+/// gift's figures depend on rows joined through its payment intent (charge fee, refunds,
+/// disputes), so an event that reaches a gift by another key also locks that gift's payment
+/// intent, once the first locks are held (so that a rival's link is visible). Two statements
+/// whatever the event; a deadlock with a rival is aborted by Postgres and the webhook path
+/// runs the transaction again.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(), sqlx::Error> {
     let mut keys: Vec<String> = t
         .payment_intents
@@ -52,66 +53,122 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
         .chain(&t.sessions)
         .cloned()
         .chain(t.gift_ids.iter().map(|g| g.to_string()))
+        .map(|k| format!("payment:{k}"))
+        .chain(t.customers.iter().map(|c| format!("customer:{c}")))
+        .chain(t.emails.iter().map(|e| format!("email:{e}")))
         .collect();
     keys.sort();
     keys.dedup();
-    lock_keys(tx, &keys).await?;
-    let mut linked: Vec<String> = sqlx::query_scalar!(
-        r#"select distinct payment_intent_id as "pi!" from gifts
-           where payment_intent_id is not null
-             and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))"#,
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // unnest yields the sorted keys in order, and each row's lock is taken as it is read.
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended(k, 7)) from unnest($1::text[]) as k",
+        &keys
+    )
+    .execute(&mut **tx)
+    .await?;
+    if t.invoices.is_empty() && t.sessions.is_empty() && t.gift_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('payment:' || pi, 7))
+         from (select distinct payment_intent_id as pi from gifts
+               where payment_intent_id is not null
+                 and not ('payment:' || payment_intent_id = any($4))
+                 and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))
+               order by 1) linked",
         &t.invoices,
         &t.sessions,
-        &t.gift_ids
+        &t.gift_ids,
+        &keys
     )
-    .fetch_all(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    linked.retain(|pi| !keys.contains(pi));
-    linked.sort();
-    lock_keys(tx, &linked).await
-}
-
-async fn lock_keys(tx: &mut Transaction<'_, Postgres>, keys: &[String]) -> Result<(), sqlx::Error> {
-    for key in keys {
-        sqlx::query!(
-            "select pg_advisory_xact_lock(hashtextextended($1, 7))",
-            format!("payment:{key}")
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
     Ok(())
 }
 
-/// What the touched payments add to the totals now.
+/// What the payments and donors an event touches add to the kept totals at one moment.
+#[derive(Debug, Default)]
+pub struct Contributions {
+    daily: BTreeMap<Key, Sums>,
+    donors: BTreeMap<DonorKey, DonorSums>,
+}
+
+/// Reads what the touched payments add to the daily totals, and what their donors (and the
+/// donors the event links by customer or email) add to the donor figures. An event only ever
+/// adds donors to gifts and links, so the donors found after it include those found before.
 pub async fn contributions(
     tx: &mut Transaction<'_, Postgres>,
     t: &Touched,
+    bands: &Bands,
     tz: &str,
-) -> Result<BTreeMap<Key, Sums>, sqlx::Error> {
-    let mut out = BTreeMap::new();
-    if t.is_empty() {
+) -> Result<Contributions, sqlx::Error> {
+    let mut out = Contributions::default();
+    if !t.is_empty() {
+        let rows = sqlx::query!(
+            r#"select day as "day!", currency as "currency!", campaign as "campaign!", kind as "kind!",
+                      gross as "gross!", gifts as "gifts!", refunded as "refunded!", disputed as "disputed!", fees as "fees!"
+               from ledger_contributions($1, false, $2, $3, $4, $5)"#,
+            tz,
+            &t.payment_intents,
+            &t.invoices,
+            &t.sessions,
+            &t.gift_ids,
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            let sums: &mut Sums = out
+                .daily
+                .entry((r.day, r.currency, r.campaign, r.kind))
+                .or_default();
+            for (slot, v) in sums
+                .iter_mut()
+                .zip([r.gross, r.gifts, r.refunded, r.disputed, r.fees])
+            {
+                *slot += v;
+            }
+        }
+    }
+    if t.is_empty() && t.customers.is_empty() && t.emails.is_empty() {
         return Ok(out);
     }
     let rows = sqlx::query!(
-        r#"select day as "day!", currency as "currency!", campaign as "campaign!", kind as "kind!",
-                  gross as "gross!", gifts as "gifts!", refunded as "refunded!", disputed as "disputed!", fees as "fees!"
-           from ledger_contributions($1, false, $2, $3, $4, $5)"#,
+        r#"select currency as "currency!", period_kind as "period_kind!", period_start as "period_start!",
+                  band as "band!", small as "small!", donors as "donors!", gifts as "gifts!", net as "net!",
+                  new_donors as "new_donors!"
+           from donor_contributions($1, false,
+                array(select distinct d.donor_id from (
+                          select donor_id from gifts
+                          where donor_id is not null
+                            and (payment_intent_id = any($2) or invoice_id = any($3)
+                                 or checkout_session_id = any($4) or id = any($5))
+                          union all select donor_id from donor_customers where customer_id = any($6)
+                          union all select id from donors where email = any($7)) d),
+                $8, $9, $10)"#,
         tz,
         &t.payment_intents,
         &t.invoices,
         &t.sessions,
         &t.gift_ids,
+        &t.customers,
+        &t.emails,
+        &bands.floors,
+        &bands.names,
+        bands.threshold
     )
     .fetch_all(&mut **tx)
     .await?;
     for r in rows {
-        let sums: &mut Sums = out
-            .entry((r.day, r.currency, r.campaign, r.kind))
+        let sums: &mut DonorSums = out
+            .donors
+            .entry((r.currency, r.period_kind, r.period_start, r.band, r.small))
             .or_default();
         for (slot, v) in sums
             .iter_mut()
-            .zip([r.gross, r.gifts, r.refunded, r.disputed, r.fees])
+            .zip([r.donors, r.gifts, r.net, r.new_donors])
         {
             *slot += v;
         }
@@ -119,56 +176,147 @@ pub async fn contributions(
     Ok(out)
 }
 
-/// Adds `after - before` to the kept totals, dropping rows that fall to nothing.
-pub async fn add_difference(
-    tx: &mut Transaction<'_, Postgres>,
-    before: BTreeMap<Key, Sums>,
-    after: BTreeMap<Key, Sums>,
-) -> Result<(), sqlx::Error> {
-    let mut delta: BTreeMap<Key, Sums> = after;
+/// `after - before`, key by key, leaving out keys that did not move.
+fn difference<K: Ord, const N: usize>(
+    before: BTreeMap<K, [i64; N]>,
+    after: BTreeMap<K, [i64; N]>,
+) -> BTreeMap<K, [i64; N]> {
+    let mut delta = after;
     for (key, sums) in before {
-        let d = delta.entry(key).or_default();
+        let d = delta.entry(key).or_insert([0; N]);
         for (slot, v) in d.iter_mut().zip(sums) {
             *slot -= v;
         }
     }
-    // In key order, so concurrent transactions lock day rows in one order.
-    for ((day, currency, campaign, kind), d) in delta {
-        if d.iter().all(|v| *v == 0) {
-            continue;
+    delta.retain(|_, d| d.iter().any(|v| *v != 0));
+    delta
+}
+
+/// How many rows each kept total is spread over (see migration 0011).
+const SLOTS: i16 = 16;
+
+/// Adds `after - before` to the kept totals: one statement for the daily totals and one for
+/// the donor figures, into a slot picked for this transaction, so that concurrent deliveries
+/// seldom wait on one another's rows. A row that falls to nothing is dropped.
+pub async fn add_difference(
+    tx: &mut Transaction<'_, Postgres>,
+    before: Contributions,
+    after: Contributions,
+) -> Result<(), sqlx::Error> {
+    let slot = (rand::random::<u16>() % SLOTS as u16) as i16;
+    let daily = difference(before.daily, after.daily);
+    if !daily.is_empty() {
+        let mut cols = (vec![], vec![], vec![], vec![], [(); 5].map(|_| Vec::new()));
+        // In key order, so concurrent transactions lock rows in one order.
+        for ((day, currency, campaign, kind), d) in daily {
+            cols.0.push(day);
+            cols.1.push(currency);
+            cols.2.push(campaign);
+            cols.3.push(kind);
+            for (col, v) in cols.4.iter_mut().zip(d) {
+                col.push(v);
+            }
         }
-        sqlx::query!(
-            "insert into daily_totals (day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             on conflict (day, currency, campaign, kind) do update set
-                 gross = daily_totals.gross + excluded.gross,
-                 gifts = daily_totals.gifts + excluded.gifts,
-                 refunded = daily_totals.refunded + excluded.refunded,
-                 disputed = daily_totals.disputed + excluded.disputed,
-                 fees = daily_totals.fees + excluded.fees",
-            day,
-            currency,
-            campaign,
-            kind,
-            d[0],
-            d[1],
-            d[2],
-            d[3],
-            d[4]
+        let [gross, gifts, refunded, disputed, fees] = &cols.4;
+        let emptied = sqlx::query_scalar!(
+            r#"insert into daily_totals (day, currency, campaign, kind, slot, gross, gifts, refunded, disputed, fees)
+               select day, currency, campaign, kind, $10, gross, gifts, refunded, disputed, fees
+               from unnest($1::date[], $2::text[], $3::text[], $4::text[],
+                           $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+                    as d(day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
+               on conflict (day, currency, campaign, kind, slot) do update set
+                   gross = daily_totals.gross + excluded.gross,
+                   gifts = daily_totals.gifts + excluded.gifts,
+                   refunded = daily_totals.refunded + excluded.refunded,
+                   disputed = daily_totals.disputed + excluded.disputed,
+                   fees = daily_totals.fees + excluded.fees
+               returning (gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0) as "emptied!""#,
+            &cols.0,
+            &cols.1,
+            &cols.2,
+            &cols.3,
+            gross,
+            gifts,
+            refunded,
+            disputed,
+            fees,
+            slot
         )
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-        sqlx::query!(
-            "delete from daily_totals
-             where day = $1 and currency = $2 and campaign = $3 and kind = $4
-               and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0",
-            day,
-            currency,
-            campaign,
-            kind
+        if emptied.iter().any(|e| *e) {
+            sqlx::query!(
+                "delete from daily_totals
+                 where slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
+                   and (day, currency, campaign, kind) in
+                       (select * from unnest($2::date[], $3::text[], $4::text[], $5::text[]))",
+                slot,
+                &cols.0,
+                &cols.1,
+                &cols.2,
+                &cols.3
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    let donors = difference(before.donors, after.donors);
+    if !donors.is_empty() {
+        let mut keys = (vec![], vec![], vec![], vec![], vec![]);
+        let mut sums = [(); 4].map(|_| Vec::new());
+        for ((currency, period_kind, period_start, band, small), d) in donors {
+            keys.0.push(currency);
+            keys.1.push(period_kind);
+            keys.2.push(period_start);
+            keys.3.push(band);
+            keys.4.push(small);
+            for (col, v) in sums.iter_mut().zip(d) {
+                col.push(v);
+            }
+        }
+        let [donors, gifts, net, new_donors] = &sums;
+        let emptied = sqlx::query_scalar!(
+            r#"insert into period_donor_totals (currency, period_kind, period_start, band, small, slot,
+                                                donors, gifts, net, new_donors)
+               select currency, period_kind, period_start, band, small, $10, donors, gifts, net, new_donors
+               from unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::bool[],
+                           $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+                    as d(currency, period_kind, period_start, band, small, donors, gifts, net, new_donors)
+               on conflict (currency, period_kind, period_start, band, small, slot) do update set
+                   donors = period_donor_totals.donors + excluded.donors,
+                   gifts = period_donor_totals.gifts + excluded.gifts,
+                   net = period_donor_totals.net + excluded.net,
+                   new_donors = period_donor_totals.new_donors + excluded.new_donors
+               returning (donors = 0 and gifts = 0 and net = 0 and new_donors = 0) as "emptied!""#,
+            &keys.0,
+            &keys.1,
+            &keys.2,
+            &keys.3,
+            &keys.4,
+            donors,
+            gifts,
+            net,
+            new_donors,
+            slot
         )
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
+        if emptied.iter().any(|e| *e) {
+            sqlx::query!(
+                "delete from period_donor_totals
+                 where slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
+                   and (currency, period_kind, period_start, band, small) in
+                       (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::bool[]))",
+                slot,
+                &keys.0,
+                &keys.1,
+                &keys.2,
+                &keys.3,
+                &keys.4
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -212,142 +360,10 @@ impl Bands {
     }
 }
 
-/// Locks the customers and emails an event links, so that a gift and its donor link told
-/// at the same moment cannot miss each other.
-pub async fn lock_donor_links(
-    tx: &mut Transaction<'_, Postgres>,
-    t: &Touched,
-) -> Result<(), sqlx::Error> {
-    let mut keys: Vec<String> = t
-        .customers
-        .iter()
-        .map(|c| format!("customer:{c}"))
-        .chain(t.emails.iter().map(|e| format!("email:{e}")))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    lock_keys(tx, &keys).await
-}
-
-/// The donors whose figures an event can change: those of the payments it touches and those
-/// it links by customer or email.
-pub async fn donors_of(
-    tx: &mut Transaction<'_, Postgres>,
-    t: &Touched,
-) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
-    let ids = sqlx::query_scalar!(
-        r#"select distinct donor_id as "id!" from (
-               select donor_id from gifts
-               where donor_id is not null
-                 and (payment_intent_id = any($1) or invoice_id = any($2) or checkout_session_id = any($3) or id = any($4))
-               union all select donor_id from donor_customers where customer_id = any($5)
-               union all select id from donors where email = any($6)
-           ) d"#,
-        &t.payment_intents,
-        &t.invoices,
-        &t.sessions,
-        &t.gift_ids,
-        &t.customers,
-        &t.emails,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(ids)
-}
-
 type DonorKey = (String, String, NaiveDate, String, bool);
 
 /// donors, gifts, net, new donors
 type DonorSums = [i64; 4];
-
-pub async fn donor_contributions(
-    tx: &mut Transaction<'_, Postgres>,
-    donors: &[uuid::Uuid],
-    bands: &Bands,
-    tz: &str,
-) -> Result<BTreeMap<DonorKey, DonorSums>, sqlx::Error> {
-    let mut out = BTreeMap::new();
-    if donors.is_empty() {
-        return Ok(out);
-    }
-    let rows = sqlx::query!(
-        r#"select currency as "currency!", period_kind as "period_kind!", period_start as "period_start!",
-                  band as "band!", small as "small!", donors as "donors!", gifts as "gifts!", net as "net!",
-                  new_donors as "new_donors!"
-           from donor_contributions($1, false, $2, $3, $4, $5)"#,
-        tz,
-        donors,
-        &bands.floors,
-        &bands.names,
-        bands.threshold
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    for r in rows {
-        let sums: &mut DonorSums = out
-            .entry((r.currency, r.period_kind, r.period_start, r.band, r.small))
-            .or_default();
-        for (slot, v) in sums
-            .iter_mut()
-            .zip([r.donors, r.gifts, r.net, r.new_donors])
-        {
-            *slot += v;
-        }
-    }
-    Ok(out)
-}
-
-pub async fn add_donor_difference(
-    tx: &mut Transaction<'_, Postgres>,
-    before: BTreeMap<DonorKey, DonorSums>,
-    after: BTreeMap<DonorKey, DonorSums>,
-) -> Result<(), sqlx::Error> {
-    let mut delta = after;
-    for (key, sums) in before {
-        let d = delta.entry(key).or_default();
-        for (slot, v) in d.iter_mut().zip(sums) {
-            *slot -= v;
-        }
-    }
-    for ((currency, period_kind, period_start, band, small), d) in delta {
-        if d.iter().all(|v| *v == 0) {
-            continue;
-        }
-        sqlx::query!(
-            "insert into period_donor_totals (currency, period_kind, period_start, band, small, donors, gifts, net, new_donors)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             on conflict (currency, period_kind, period_start, band, small) do update set
-                 donors = period_donor_totals.donors + excluded.donors,
-                 gifts = period_donor_totals.gifts + excluded.gifts,
-                 net = period_donor_totals.net + excluded.net,
-                 new_donors = period_donor_totals.new_donors + excluded.new_donors",
-            currency,
-            period_kind,
-            period_start,
-            band,
-            small,
-            d[0],
-            d[1],
-            d[2],
-            d[3]
-        )
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query!(
-            "delete from period_donor_totals
-             where currency = $1 and period_kind = $2 and period_start = $3 and band = $4 and small = $5
-               and donors = 0 and gifts = 0 and net = 0 and new_donors = 0",
-            currency,
-            period_kind,
-            period_start,
-            band,
-            small
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
 
 /// Rebuilds the donor figures from the ledger.
 pub async fn rebuild_donor_figures(

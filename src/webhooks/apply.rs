@@ -15,8 +15,9 @@ use super::facts::{
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-/// Applies an event's facts and keeps the daily totals: the payments they touch are locked,
-/// and what they add to the totals is read before and after; the difference is added.
+/// Applies an event's facts and keeps the daily totals and donor figures: the payments and
+/// donor links they touch are locked, what those contribute to the totals is read before and
+/// after, and the difference is added.
 pub async fn apply_all(
     tx: &mut Tx<'_>,
     facts: &[Fact],
@@ -25,22 +26,15 @@ pub async fn apply_all(
 ) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
     aggregates::lock(tx, &touched).await?;
-    aggregates::lock_donor_links(tx, &touched).await?;
-    let donors_before = aggregates::donors_of(tx, &touched).await?;
-    let before = aggregates::contributions(tx, &touched, tz).await?;
-    let donor_before = aggregates::donor_contributions(tx, &donors_before, bands, tz).await?;
+    let before = aggregates::contributions(tx, &touched, bands, tz).await?;
+    // A one-time payment often has no Stripe customer (Checkout creates one only when asked):
+    // its gift joins the donor the same event names by email.
+    let donor_email = touched.emails.first().map(String::as_str);
     for fact in facts {
-        apply(tx, fact).await?;
+        apply(tx, fact, donor_email).await?;
     }
-    let after = aggregates::contributions(tx, &touched, tz).await?;
-    aggregates::add_difference(tx, before, after).await?;
-    // Donors created by this event had nothing before; donors that existed were found above.
-    let mut donors = donors_before;
-    donors.extend(aggregates::donors_of(tx, &touched).await?);
-    donors.sort();
-    donors.dedup();
-    let donor_after = aggregates::donor_contributions(tx, &donors, bands, tz).await?;
-    aggregates::add_donor_difference(tx, donor_before, donor_after).await
+    let after = aggregates::contributions(tx, &touched, bands, tz).await?;
+    aggregates::add_difference(tx, before, after).await
 }
 
 fn touched(facts: &[Fact]) -> Touched {
@@ -89,12 +83,12 @@ fn touched(facts: &[Fact]) -> Touched {
     t
 }
 
-async fn apply(tx: &mut Tx<'_>, fact: &Fact) -> Result<(), sqlx::Error> {
+async fn apply(tx: &mut Tx<'_>, fact: &Fact, donor_email: Option<&str>) -> Result<(), sqlx::Error> {
     match fact {
         Fact::Donor(d) => record_donor(tx, d).await,
         Fact::Plan(p) => record_plan(tx, p).await,
-        Fact::OneTime(p) => record_payment(tx, p).await,
-        Fact::Installment(i) => record_installment(tx, i).await,
+        Fact::OneTime(p) => record_payment(tx, p, donor_email).await,
+        Fact::Installment(i) => record_installment(tx, i, donor_email).await,
         Fact::Charge(c) => record_charge(tx, c).await,
         Fact::Refund(r) => record_refund(tx, r).await,
         Fact::Dispute(d) => record_dispute(tx, d).await,
@@ -216,7 +210,11 @@ async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Error> {
+async fn record_payment(
+    tx: &mut Tx<'_>,
+    p: &PaymentFact,
+    donor_email: Option<&str>,
+) -> Result<(), sqlx::Error> {
     let existing: Option<Uuid> = sqlx::query_scalar!(
         "select id from gifts
          where id = $1 or checkout_session_id = $2 or payment_intent_id = $3
@@ -240,7 +238,8 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                      amount = case when $5 then $6 else amount end,
                      currency = case when $5 then $7 else currency end,
                      customer_id = coalesce(customer_id, $8),
-                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
+                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8),
+                                         (select id from donors where email = $11)),
                      paid_at = case when $5 then least(paid_at, $9) else paid_at end,
                      campaign = coalesce(campaign, $10),
                      updated_at = now()
@@ -255,6 +254,7 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                 p.customer_id,
                 p.at,
                 p.campaign,
+                donor_email,
             )
             .execute(&mut **tx)
             .await?;
@@ -271,9 +271,11 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                 "insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
                                     payment_intent_id, customer_id, donor_id, paid_at)
                  values ($1, $2, $3, $4, 'once', $5, $6, $7, $8, $9,
-                         (select donor_id from donor_customers where customer_id = $9), $10)
+                         coalesce((select donor_id from donor_customers where customer_id = $9),
+                                  (select id from donors where email = $11)), $10)
                  on conflict (payment_intent_id) do update set
                      checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
+                     donor_id = coalesce(gifts.donor_id, excluded.donor_id),
                      state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
                                   then excluded.state else gifts.state end,
                      paid_at = least(gifts.paid_at, excluded.paid_at),
@@ -288,6 +290,7 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
                 p.payment_intent_id,
                 p.customer_id,
                 if paid { Some(p.at) } else { None },
+                donor_email,
             )
             .execute(&mut **tx)
             .await?;
@@ -297,7 +300,11 @@ async fn record_payment(tx: &mut Tx<'_>, p: &PaymentFact) -> Result<(), sqlx::Er
     Ok(())
 }
 
-async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), sqlx::Error> {
+async fn record_installment(
+    tx: &mut Tx<'_>,
+    i: &InstallmentFact,
+    donor_email: Option<&str>,
+) -> Result<(), sqlx::Error> {
     let existing: Option<Uuid> = sqlx::query_scalar!(
         "select id from gifts
          where id = $1 or invoice_id = $2
@@ -321,7 +328,8 @@ async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), 
                      currency = $6,
                      plan_id = coalesce(plan_id, (select id from plans where subscription_id = $7)),
                      customer_id = coalesce(customer_id, $8),
-                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8)),
+                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8),
+                                         (select id from donors where email = $10)),
                      paid_at = least(paid_at, $9),
                      updated_at = now()
                  where id = $1",
@@ -334,6 +342,7 @@ async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), 
                 i.subscription_id,
                 i.customer_id,
                 i.at,
+                donor_email,
             )
             .execute(&mut **tx)
             .await?;
@@ -348,9 +357,11 @@ async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), 
                         coalesce((select origin from plans where subscription_id = $4), 'stripe'),
                         (select campaign from plans where subscription_id = $4),
                         $5, $6, $7, (select id from plans where subscription_id = $4), $8,
-                        (select donor_id from donor_customers where customer_id = $8), $9
+                        coalesce((select donor_id from donor_customers where customer_id = $8),
+                                 (select id from donors where email = $10)), $9
                  on conflict (invoice_id) do update set
                      payment_intent_id = coalesce(gifts.payment_intent_id, excluded.payment_intent_id),
+                     donor_id = coalesce(gifts.donor_id, excluded.donor_id),
                      checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
                      updated_at = now()",
                 i.gift_id.unwrap_or_else(Uuid::new_v4),
@@ -362,6 +373,7 @@ async fn record_installment(tx: &mut Tx<'_>, i: &InstallmentFact) -> Result<(), 
                 i.session_id,
                 i.customer_id,
                 i.at,
+                donor_email,
             )
             .execute(&mut **tx)
             .await?;

@@ -228,16 +228,21 @@ async fn store_and_apply(
 ) -> Result<Received, WebhookError> {
     let mut tx = state.db.begin().await?;
     let created = chrono::DateTime::from_timestamp(envelope.created, 0).unwrap_or_default();
+    // The claim also records how the event ends: it commits with its effects or not at all.
+    let review = facts.as_ref().err();
     let claimed = sqlx::query!(
-        "insert into stripe_events (event_id, type, api_version, created, livemode, payload)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into stripe_events (event_id, type, api_version, created, livemode, payload,
+                                    processed_at, needs_review, error)
+         values ($1, $2, $3, $4, $5, $6, case when $7 then null else now() end, $7, $8)
          on conflict (event_id) do nothing",
         envelope.id,
         envelope.kind,
         envelope.api_version,
         created,
         envelope.livemode,
-        payload
+        payload,
+        review.is_some(),
+        review,
     )
     .execute(&mut *tx)
     .await?
@@ -247,32 +252,19 @@ async fn store_and_apply(
         tx.rollback().await?;
         return Ok(Received::Duplicate);
     }
-    let outcome = match facts {
+    let outcome = match &facts {
         Ok(facts) => {
             apply::apply_all(
                 &mut tx,
-                &facts,
+                facts,
                 &state.config.report_time_zone,
                 &Bands::from_config(&state.config),
             )
-            .await?;
-            sqlx::query!(
-                "update stripe_events set processed_at = now() where event_id = $1",
-                envelope.id
-            )
-            .execute(&mut *tx)
             .await?;
             Received::Applied
         }
         Err(reason) => {
             tracing::warn!(event_type = %envelope.kind, %reason, "event stored for review");
-            sqlx::query!(
-                "update stripe_events set needs_review = true, error = $2 where event_id = $1",
-                envelope.id,
-                reason
-            )
-            .execute(&mut *tx)
-            .await?;
             Received::Flagged
         }
     };
