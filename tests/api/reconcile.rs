@@ -300,6 +300,27 @@ async fn a_tampered_amount_is_reported_not_fixed_until_acknowledged(
         1
     );
 
+    // The dashboard has both views, calling these routes (its behaviour in a browser is
+    // not exercised here).
+    let page = app
+        .http
+        .get(format!("{}/reports", app.address))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"id="payouts""#) && html.contains(r#"id="issues""#));
+    let js = app
+        .http
+        .get(format!("{}/static/reports.js", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(js.contains("/api/reports/reconciliation?status=open") && js.contains("/ack"));
+
     // The CLI's ack wants a reason too; `stripe-sim payout` sweeps the stand-in's balance.
     let (ok, out) = chipin(&["reconcile", "ack", id, "--reason", ""], &app, &opts).await;
     assert!(!ok && out.contains("reason"), "{out}");
