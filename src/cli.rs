@@ -1,5 +1,5 @@
-//! The `chipin` command line: `serve`, `migrate`, `stripe-sim`, `stripe sync`, `events replay`,
-//! `donor export`, `donor erase`.
+//! The `chipin` command line: `serve`, `migrate`, `stripe-sim` (and `stripe-sim payout`),
+//! `stripe sync`, `events replay`, `reconcile`, `donor export`, `donor erase`, and more.
 
 use std::process::ExitCode;
 
@@ -30,12 +30,29 @@ enum Command {
     /// Create the database if missing and apply migrations.
     Migrate,
     /// Run the Stripe stand-in alone (for pointing a separately run `chipin serve` at it).
+    #[command(args_conflicts_with_subcommands = true)]
     StripeSim {
+        #[command(subcommand)]
+        command: Option<SimCommand>,
         #[arg(long, default_value = "127.0.0.1:12111")]
         listen: std::net::SocketAddr,
         /// Where to deliver webhooks, e.g. http://127.0.0.1:8080/webhooks/stripe
         #[arg(long)]
         webhook_url: Option<String>,
+    },
+    /// Compare a day of our ledger with Stripe's balance transactions (the day is cut in
+    /// REPORT_TIME_ZONE); `reconcile ack` explains a difference.
+    #[command(args_conflicts_with_subcommands = true)]
+    Reconcile {
+        #[command(subcommand)]
+        command: Option<ReconcileCommand>,
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<String>,
+        /// Apply what Stripe has and we lack from Stripe's events (the confirmation that a
+        /// repair may happen). Differing amounts are never changed.
+        #[arg(long)]
+        repair: bool,
     },
     /// Talk to Stripe.
     Stripe {
@@ -71,6 +88,34 @@ enum Command {
     Donor {
         #[command(subcommand)]
         command: DonorCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Ask a running stand-in to pay out its balance (a bank deposit, with `payout.*` events).
+    Payout {
+        /// The stand-in's address.
+        #[arg(long, default_value = "http://127.0.0.1:12111")]
+        api: String,
+        /// Make the bank refuse it (`payout.failed`; the money returns to the balance).
+        #[arg(long)]
+        fail: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReconcileCommand {
+    /// Acknowledge a difference with a reason: it leaves the open list for good.
+    Ack {
+        issue_id: uuid::Uuid,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List differences (open ones unless --status says otherwise).
+    List {
+        #[arg(long, default_value = "open", value_parser = ["open", "acknowledged", "resolved"])]
+        status: String,
     },
 }
 
@@ -184,6 +229,31 @@ impl Cli {
                 println!("migrations applied");
             }
             Command::StripeSim {
+                command: Some(SimCommand::Payout { api, fail }),
+                ..
+            } => {
+                let url = format!(
+                    "{}/_sim/payouts{}",
+                    api.trim_end_matches('/'),
+                    if fail { "?outcome=failed" } else { "" }
+                );
+                let res = reqwest::Client::new().post(&url).send().await?;
+                let status = res.status();
+                let body: serde_json::Value = res.json().await?;
+                if !status.is_success() {
+                    let message = body["error"]["message"].as_str().unwrap_or("refused");
+                    return Err(format!("the stand-in refused ({status}): {message}").into());
+                }
+                println!(
+                    "payout {} of {} {}: {}",
+                    body["id"].as_str().unwrap_or("?"),
+                    body["amount"],
+                    body["currency"].as_str().unwrap_or("?"),
+                    body["status"].as_str().unwrap_or("?")
+                );
+            }
+            Command::StripeSim {
+                command: None,
                 listen,
                 webhook_url,
             } => {
@@ -221,6 +291,58 @@ impl Cli {
                     "seen {} events since {since}: {} applied, {} already stored",
                     report.seen, report.applied, report.already
                 );
+            }
+            Command::Reconcile {
+                command: None,
+                date,
+                repair,
+            } => {
+                let date = date.ok_or("--date YYYY-MM-DD is required")?;
+                let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                    .map_err(|_| format!("--date {date:?}: use YYYY-MM-DD"))?;
+                let state = crate::startup::cli_state(config).await?;
+                match crate::reconcile::run(&state, day, repair, crate::reconcile::Trigger::Cli)
+                    .await?
+                {
+                    crate::reconcile::Outcome::Busy => {
+                        return Err(format!(
+                            "another run is reconciling {day} right now; try again when it ends"
+                        )
+                        .into());
+                    }
+                    crate::reconcile::Outcome::Done(r) => {
+                        println!(
+                            "{day} ({}): {} Stripe items, {} ledger items; {} repaired, {} resolved, {} open",
+                            r.time_zone,
+                            r.stripe_items,
+                            r.ledger_items,
+                            r.repaired,
+                            r.resolved,
+                            r.open.len()
+                        );
+                        print_issues(&r.open);
+                    }
+                }
+            }
+            Command::Reconcile {
+                command: Some(ReconcileCommand::Ack { issue_id, reason }),
+                ..
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                let by = format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                );
+                let issue =
+                    crate::reconcile::acknowledge(&state.db, issue_id, &reason, &by).await?;
+                println!("issue {} acknowledged", issue.id);
+            }
+            Command::Reconcile {
+                command: Some(ReconcileCommand::List { status }),
+                ..
+            } => {
+                let state = crate::startup::cli_state(config).await?;
+                print_issues(&crate::reconcile::list_issues(&state.db, Some(&status)).await?);
             }
             Command::Events {
                 command: EventsCommand::Replay { event_id },
@@ -345,6 +467,28 @@ impl Cli {
             }
         }
         Ok(())
+    }
+}
+
+fn print_issues(issues: &[crate::reconcile::IssueRow]) {
+    let figure = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for i in issues {
+        println!(
+            "{}\t{}\t{}\t{} {}\tours {} {} fee {}\tstripe {} {} fee {}\t{}",
+            i.id,
+            i.day,
+            i.kind,
+            i.object_type,
+            i.object_id,
+            figure(i.ours_amount),
+            text(&i.ours_currency),
+            figure(i.ours_fee),
+            figure(i.theirs_amount),
+            text(&i.theirs_currency),
+            figure(i.theirs_fee),
+            i.status
+        );
     }
 }
 

@@ -203,6 +203,8 @@ pub struct Config {
     pub donor_bands: Vec<(String, i64)>,
     /// The second line some funders ask for: donors giving at most this in a year.
     pub small_donor_threshold: i64,
+    /// How often `serve` reconciles yesterday against Stripe (RECONCILE_EVERY; `None`: off).
+    pub reconcile_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -258,6 +260,7 @@ struct Raw {
     mail_from: Option<String>,
     donor_bands: Option<String>,
     small_donor_threshold: Option<String>,
+    reconcile_every: Option<String>,
     newsroom_name: Option<String>,
     brand_color: Option<String>,
     brand_text_color: Option<String>,
@@ -561,6 +564,13 @@ impl Config {
                     "expected an amount in major units such as 200",
                 )
             })?,
+            reconcile_every: match raw.reconcile_every.as_deref().map(str::trim) {
+                Some("off") => None,
+                other => Some(
+                    parse_duration(other.unwrap_or("1d"))
+                        .map_err(|e| invalid("RECONCILE_EVERY", format!("{e}, or off")))?,
+                ),
+            },
         })
     }
 
@@ -802,10 +812,25 @@ mod tests {
             ("MANAGE_LIMIT_PER_EMAIL", "3"),
             ("SMTP_URL", "http://mail.example.org"),
             ("MAIL_FROM", "not an address"),
+            ("RECONCILE_EVERY", "daily"),
         ] {
             let e = Config::from_vars(vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.name, k, "{k}={v} gave {e}");
         }
+    }
+
+    #[test]
+    fn reconciliation_runs_daily_unless_turned_off() {
+        let every = |v: &str| Config::from_vars(vars(&[("RECONCILE_EVERY", v)])).unwrap();
+        assert_eq!(
+            Config::from_vars(vars(&[])).unwrap().reconcile_every,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            every("6h").reconcile_every,
+            Some(Duration::from_secs(21_600))
+        );
+        assert_eq!(every("off").reconcile_every, None);
     }
 
     #[test]

@@ -136,3 +136,24 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+impl From<crate::reconcile::ReconcileError> for ApiError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        use crate::reconcile::ReconcileError as E;
+        match e {
+            E::NoReason => Self::invalid("reason", "a reason is required"),
+            E::NoSuchIssue(_) => Self::new(StatusCode::NOT_FOUND, "not_found", "no such issue"),
+            E::AlreadyResolved(_) => Self::new(
+                StatusCode::CONFLICT,
+                "already_resolved",
+                "this issue is already resolved",
+            ),
+            E::Db(e) => e.into(),
+            E::Stripe(e) => Self::new(StatusCode::BAD_GATEWAY, "stripe_unavailable", {
+                tracing::warn!(error = %e, "reconciliation: stripe failed");
+                "Stripe could not be reached; please retry"
+            }),
+            E::Webhook(e) => Self::internal(e),
+        }
+    }
+}

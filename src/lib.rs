@@ -14,6 +14,7 @@ pub mod gifts;
 pub mod manage;
 pub mod pages;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod reports;
 pub mod startup;
 pub mod state;

@@ -1,5 +1,6 @@
 //! Building and running the application: bind first (tests bind port 0 and ask `port()`),
-//! then serve until SIGTERM / Ctrl-C, letting in-flight requests finish.
+//! then serve until SIGTERM / Ctrl-C, letting in-flight requests finish. Beside serving: the
+//! fee settlement pass and the scheduled reconciliation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -166,6 +167,12 @@ impl Application {
             self.state.clone(),
             Duration::from_secs(300),
         ));
+        let reconcile = self.state.config.reconcile_every.map(|every| {
+            tokio::spawn(crate::reconcile::run_periodically(
+                self.state.clone(),
+                every,
+            ))
+        });
         let served = axum::serve(
             self.listener,
             self.router
@@ -174,6 +181,9 @@ impl Application {
         .with_graceful_shutdown(shutdown_signal())
         .await;
         background.abort();
+        if let Some(r) = reconcile {
+            r.abort();
+        }
         served
     }
 }

@@ -21,6 +21,7 @@
   function showSignedIn(on) {
     $("sign-in").hidden = on;
     $("controls").hidden = !on;
+    $("books").hidden = !on;
     $("who").hidden = !on;
     if (!on) { $("report").hidden = true; }
   }
@@ -37,7 +38,7 @@
   }
 
   function isMoney(key) {
-    return /(gross|refunded|disputed|net|fees|mrr|average|median|amount|revenue|threshold)/.test(key);
+    return /(gross|refunded|disputed|refunds|disputes|other|net|fee|mrr|average|median|amount|revenue|threshold)/.test(key);
   }
 
   function show(key, value) {
@@ -313,6 +314,75 @@
     }).catch(function () { setStatus("The download failed.", true); });
   }
 
+  function table(id, rows, keys) {
+    var head = $(id).querySelector("thead"), body = $(id).querySelector("tbody");
+    head.textContent = ""; body.textContent = "";
+    var tr = document.createElement("tr");
+    keys.forEach(function (k) { tr.appendChild(cell("th", label(k))); });
+    head.appendChild(tr);
+    return rows.map(function (r) {
+      var row = document.createElement("tr");
+      keys.forEach(function (k) { row.appendChild(cell("td", show(k, r[k]), k)); });
+      body.appendChild(row);
+      return row;
+    });
+  }
+
+  function fetchJson(path, what, options) {
+    var init = options || {};
+    init.headers = { "Authorization": "Bearer " + token(), "Accept": "application/json", "Content-Type": "application/json" };
+    init.credentials = "omit";
+    init.cache = "no-store";
+    return fetch(path, init).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (body) {
+        if (res.ok) { return body; }
+        var e = body && body.error;
+        setStatus(failure(res) || (e ? e.message + (e.field ? " (" + e.field + ")" : "") : what + " could not be loaded."), true);
+        return null;
+      });
+    }).catch(function () { setStatus("The server could not be reached.", true); return null; });
+  }
+
+  function loadPayouts() {
+    var p = { from: $("from").value.trim(), to: $("to").value.trim() };
+    fetchJson("/api/reports/payouts?" + query(p), "The payouts").then(function (body) {
+      if (!body) { return; }
+      table("payouts", body.payouts, ["payout_id", "arrival_date", "status", "currency", "gross", "fees",
+        "refunds", "disputes", "other", "amount", "items", "unmatched"]);
+      setStatus(body.payouts.length + " payouts.");
+    });
+  }
+
+  function loadIssues() {
+    fetchJson("/api/reports/reconciliation?status=open", "The differences").then(function (body) {
+      if (!body) { return; }
+      var keys = ["day", "kind", "object_id", "ours_amount", "theirs_amount", "ours_fee", "theirs_fee",
+        "ours_currency", "theirs_currency", "last_seen"];
+      var rows = table("issues", body.issues, keys);
+      $("issues").querySelector("thead tr").appendChild(cell("th", ""));
+      rows.forEach(function (row, i) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.textContent = "Acknowledge…";
+        b.addEventListener("click", function () { acknowledge(body.issues[i].id); });
+        var td = document.createElement("td");
+        td.appendChild(b);
+        row.appendChild(td);
+      });
+      $("issues-empty").hidden = body.issues.length > 0;
+      setStatus(body.issues.length + " open differences (days in " + body.time_zone + ").");
+    });
+  }
+
+  function acknowledge(id) {
+    var reason = window.prompt("Why is this difference acceptable? (kept with your name)");
+    if (reason === null) { return; }
+    fetchJson("/api/reports/reconciliation/issues/" + encodeURIComponent(id) + "/ack", "The acknowledgement",
+      { method: "POST", body: JSON.stringify({ reason: reason }) }).then(function (body) {
+      if (body) { loadIssues(); }
+    });
+  }
+
   // A bookmarked view: #from=...&to=...&interval=...&currency=...&campaign=... (never the token)
   function fromHash() {
     var changed = false;
@@ -352,6 +422,8 @@
       setStatus("Signed out.");
     });
     $("range-form").addEventListener("submit", function (e) { e.preventDefault(); load(); });
+    $("load-payouts").addEventListener("click", loadPayouts);
+    $("load-issues").addEventListener("click", loadIssues);
     Array.prototype.forEach.call(document.querySelectorAll(".downloads button"), function (b) {
       b.addEventListener("click", function () { download(b.getAttribute("data-kind")); });
     });

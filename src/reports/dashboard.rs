@@ -2,6 +2,8 @@
 //! data and needs no token to load; `/static/reports.js` asks for the token once, keeps it
 //! in `sessionStorage`, and calls the report APIs with it in the Authorization header. The
 //! same headers and Content-Security-Policy as the reader pages (no inline script or style).
+//! Finance staff also see payouts and the open reconciliation differences (acknowledged with
+//! a reason from the page).
 
 use axum::extract::State;
 use axum::http::header;
@@ -88,6 +90,15 @@ pub async fn page(State(state): State<AppState>) -> Response {
 <li><button type="button" id="dl-statements" data-kind="statements">Year-end statements (year of “to”)</button></li>
 <li><button type="button" id="dl-lybunt" data-kind="lybunt">LYBUNT: gave last year, not this year</button></li>
 </ul>
+</section>
+<section id="books" class="panel" hidden>
+<h2>Payouts (arriving between “from” and “to”)</h2>
+<p><button type="button" id="load-payouts">Show payouts</button></p>
+<div class="scroll"><table id="payouts" class="figures"><thead></thead><tbody></tbody></table></div>
+<h2>Reconciliation: open differences with Stripe</h2>
+<p><button type="button" id="load-issues">Show open differences</button></p>
+<div class="scroll"><table id="issues" class="figures"><thead></thead><tbody></tbody></table></div>
+<p id="issues-empty" hidden>No open differences: the ledger matches Stripe on every day reconciled.</p>
 </section>
 </main>
 </body>

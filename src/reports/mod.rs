@@ -7,6 +7,7 @@ pub mod donors;
 pub mod export;
 pub mod ledger;
 pub mod payouts;
+mod reconciliation;
 pub mod staff;
 mod summary;
 
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/reports.js", get(dashboard::js))
         .route("/static/reports.css", get(dashboard::css))
         .merge(payouts::routes())
+        .merge(reconciliation::routes())
 }
 
 /// The authenticated staff member; rejects with 401 before any handler runs.

@@ -93,6 +93,8 @@ pub async fn spawn_app_with(opts: PgConnectOptions, extra: &[(&str, &str)]) -> T
         ("STRIPE_TIMEOUT_SECS".into(), "2".into()),
         ("CHECKOUT_LIMIT_PER_IP".into(), "1000/10m".into()),
         ("CHECKOUT_LIMIT_PER_EMAIL".into(), "1000/10m".into()),
+        // Scheduled reconciliation would call the stand-in at times no test chose.
+        ("RECONCILE_EVERY".into(), "off".into()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -124,6 +126,21 @@ pub async fn spawn_app_with(opts: PgConnectOptions, extra: &[(&str, &str)]) -> T
 }
 
 impl TestApp {
+    /// The state a one-off command gets (`chipin reconcile`, say): this app's database and
+    /// configuration, and a Stripe client of its own pointed at the stand-in.
+    pub fn cli_state(&self) -> chipin::state::AppState {
+        chipin::state::AppState {
+            db: self.db.clone(),
+            stripe: chipin::stripe::StripeClient::new(
+                &self.standin.base_url(),
+                secrecy::SecretString::from(standin::SECRET_KEY.to_string()),
+                Duration::from_secs(5),
+                3,
+            ),
+            config: self.config.clone(),
+        }
+    }
+
     pub async fn checkout(&self, body: Value) -> reqwest::Response {
         self.http
             .post(format!("{}/api/checkout", self.address))

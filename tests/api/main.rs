@@ -7,5 +7,6 @@ mod ledger;
 mod manage;
 mod pages;
 mod payouts;
+mod reconcile;
 mod reports;
 mod webhooks;

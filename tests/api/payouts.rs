@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use chipin::reconcile::{self, Outcome, Trigger};
 use chipin::reports::staff::{self, Role};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::{TestApp, spawn_app};
 
-async fn stripe_call(app: &TestApp, method: reqwest::Method, path: &str) -> Value {
+pub(crate) async fn stripe_call(app: &TestApp, method: reqwest::Method, path: &str) -> Value {
     let res = app
         .http
         .request(
@@ -38,7 +39,7 @@ async fn refund(app: &TestApp, pi: &str, amount: i64) -> Value {
 }
 
 /// A one-time or monthly checkout through our API, paid on the stand-in's page: the session.
-async fn paid_checkout(app: &TestApp, frequency: &str, amount: i64) -> Value {
+pub(crate) async fn paid_checkout(app: &TestApp, frequency: &str, amount: i64) -> Value {
     let res = app
         .checkout(json!({"amount": amount, "frequency": frequency, "email": "reader@example.org"}))
         .await;
@@ -52,7 +53,7 @@ async fn paid_checkout(app: &TestApp, frequency: &str, amount: i64) -> Value {
 }
 
 /// Waits until chipin has stored every event the stand-in sent (all but `dropped`).
-async fn wait_for_events(app: &TestApp, dropped: usize) {
+pub(crate) async fn wait_for_events(app: &TestApp, dropped: usize) {
     let expected = (app.standin.events().len() - dropped) as i64;
     for _ in 0..400 {
         let stored: i64 = sqlx::query_scalar("select count(*) from stripe_events")
@@ -376,6 +377,47 @@ async fn a_month_of_gifts_pays_out_in_two_deposits_that_add_up(
         v
     };
     assert_eq!(strip(&before), strip(&after));
+
+    // Reconciling the day finds exactly the gift whose webhooks never came; repaired from
+    // Stripe's events, the ledger alone explains the bank.
+    let day = chrono::DateTime::from_timestamp(second["created"].as_i64().unwrap(), 0)
+        .unwrap()
+        .date_naive();
+    let state = app.cli_state();
+    let Outcome::Done(found) = reconcile::run(&state, day, false, Trigger::Cli)
+        .await
+        .unwrap()
+    else {
+        panic!("nothing else reconciles this day");
+    };
+    let open: Vec<(&str, &str)> = found
+        .open
+        .iter()
+        .map(|i| (i.kind.as_str(), i.object_id.as_str()))
+        .collect();
+    assert_eq!(open, [("missing_here", unseen_charge.as_str())]);
+    // Seven charges (six checkouts and a renewal), the refund and the dispute withdrawal.
+    assert_eq!(found.stripe_items, 9);
+    let Outcome::Done(repaired) = reconcile::run(&state, day, true, Trigger::Cli)
+        .await
+        .unwrap()
+    else {
+        panic!("nothing else reconciles this day");
+    };
+    assert!(repaired.open.is_empty(), "{:?}", repaired.open);
+    assert_eq!(repaired.repaired, 1);
+    let gross = count(&app, "select sum(amount)::int8 from charges").await;
+    let fees = count(&app, "select sum(fee)::int8 from charges").await;
+    let gifts = count(
+        &app,
+        "select sum(amount)::int8 from gifts where state = 'paid'",
+    )
+    .await;
+    assert_eq!(gifts, gross, "every charge is a paid gift of ours");
+    assert_eq!(
+        gross - fees - refunds - disputes - dispute_fees,
+        paid_out + remaining
+    );
 }
 
 #[sqlx::test]

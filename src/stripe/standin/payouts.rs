@@ -1,7 +1,8 @@
 //! The stand-in's payouts: `POST /_sim/payouts` sweeps every balance transaction not yet paid
 //! out into a new payout (`payout.created`, then `payout.paid`, or `payout.failed` with
 //! `?outcome=failed`), `GET /v1/payouts/{id}` retrieves one, `GET /v1/balance_transactions`
-//! lists them (`payout`, `limit`, `starting_after`; newest first, paged like Stripe) and
+//! lists them (`payout`, `created[gte|gt|lte|lt]`, `limit`, `starting_after`; newest first,
+//! paged like Stripe) and
 //! `GET /v1/balance` tells what is left to pay out.
 
 use std::sync::Arc;
@@ -169,7 +170,16 @@ async fn list_balance_transactions(
         {
             return Err(SimError::NotFound("payout", po.into()));
         }
+        let created = |op: &str| p["created"][op].as_str().and_then(|s| s.parse::<i64>().ok());
+        let (gte, gt, lte, lt) = (created("gte"), created("gt"), created("lte"), created("lt"));
         let mut data = sim.balance_transactions(payout);
+        data.retain(|o| {
+            let t = o["created"].as_i64().unwrap_or(0);
+            gte.is_none_or(|x| t >= x)
+                && gt.is_none_or(|x| t > x)
+                && lte.is_none_or(|x| t <= x)
+                && lt.is_none_or(|x| t < x)
+        });
         if let Some(after) = p["starting_after"].as_str() {
             match data.iter().position(|o| o["id"] == after) {
                 Some(i) => data.drain(..=i).for_each(drop),
