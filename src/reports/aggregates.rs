@@ -96,9 +96,22 @@ pub struct Contributions {
     donors: BTreeMap<DonorKey, DonorSums>,
 }
 
+/// Makes the statements of this transaction keep one plan each per connection. The
+/// contribution functions are inlined into their callers, and their custom plans took ten
+/// times longer to make than to run; with `everything` a literal `false` their generic plans
+/// use the same indexes. Rebuilds (`everything` true) run in transactions of their own.
+pub async fn plan_once(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!("select set_config('plan_cache_mode', 'force_generic_plan', true)")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Reads what the touched payments add to the daily totals, and what their donors (and the
 /// donors the event links by customer or email) add to the donor figures. An event only ever
 /// adds donors to gifts and links, so the donors found after it include those found before.
+/// (The donors are found in a lateral subquery: a subquery as a function argument would stop
+/// Postgres from inlining the function, which then scans every gift.)
 pub async fn contributions(
     tx: &mut Transaction<'_, Postgres>,
     t: &Touched,
@@ -139,15 +152,14 @@ pub async fn contributions(
         r#"select currency as "currency!", period_kind as "period_kind!", period_start as "period_start!",
                   band as "band!", small as "small!", donors as "donors!", gifts as "gifts!", net as "net!",
                   new_donors as "new_donors!"
-           from donor_contributions($1, false,
-                array(select distinct d.donor_id from (
-                          select donor_id from gifts
-                          where donor_id is not null
-                            and (payment_intent_id = any($2) or invoice_id = any($3)
-                                 or checkout_session_id = any($4) or id = any($5))
-                          union all select donor_id from donor_customers where customer_id = any($6)
-                          union all select id from donors where email = any($7)) d),
-                $8, $9, $10)"#,
+           from (select array(select distinct d.donor_id from (
+                         select donor_id from gifts
+                         where donor_id is not null
+                           and (payment_intent_id = any($2) or invoice_id = any($3)
+                                or checkout_session_id = any($4) or id = any($5))
+                         union all select donor_id from donor_customers where customer_id = any($6)
+                         union all select id from donors where email = any($7)) d) as ids) touched,
+                lateral donor_contributions($1, false, touched.ids, $8, $9, $10)"#,
         tz,
         &t.payment_intents,
         &t.invoices,

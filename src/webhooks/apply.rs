@@ -25,6 +25,7 @@ pub async fn apply_all(
     bands: &Bands,
 ) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
+    aggregates::plan_once(tx).await?;
     aggregates::lock(tx, &touched).await?;
     let before = aggregates::contributions(tx, &touched, bands, tz).await?;
     // A one-time payment often has no Stripe customer (Checkout creates one only when asked):
