@@ -217,3 +217,18 @@ impl TestApp {
         );
     }
 }
+
+/// Runs the real binary with the given environment, returning its stdout.
+pub async fn run_chipin(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_chipin"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("chipin runs");
+    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

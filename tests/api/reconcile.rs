@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{TestApp, database_url, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, database_url, run_chipin, spawn_app, spawn_app_with};
 use crate::payouts::{paid_checkout, stripe_call, wait_for_events};
 
 /// The day (UTC, the tests' REPORT_TIME_ZONE) a stand-in object was created on.
@@ -51,20 +51,16 @@ fn charge_of(app: &TestApp, session: &Value) -> (String, String) {
 }
 
 async fn chipin(args: &[&str], app: &TestApp, opts: &PgConnectOptions) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chipin"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url(opts))
-        .env("STRIPE_SECRET_KEY", chipin::stripe::standin::SECRET_KEY)
-        .env("STRIPE_API_BASE", app.standin.base_url())
-        .env("STRIPE_WEBHOOK_SECRET", app.standin.secret())
-        .output()
-        .await
-        .expect("chipin runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    let env = [
+        ("DATABASE_URL", database_url(opts)),
+        (
+            "STRIPE_SECRET_KEY",
+            chipin::stripe::standin::SECRET_KEY.to_string(),
+        ),
+        ("STRIPE_API_BASE", app.standin.base_url()),
+        ("STRIPE_WEBHOOK_SECRET", app.standin.secret().to_string()),
+    ];
+    run_chipin(args, &env).await
 }
 
 #[sqlx::test]

@@ -13,7 +13,9 @@ use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{self, TestApp, database_url, receiver_url, spawn_app, spawn_app_with};
+use crate::helpers::{
+    self, TestApp, database_url, receiver_url, run_chipin, spawn_app, spawn_app_with,
+};
 
 /// Calls the stand-in's API or controls as chipin's tests (or Stripe's dashboard) would.
 async fn stripe_call(
@@ -393,11 +395,9 @@ async fn whole_gift_lives_end_the_same_in_any_order_and_with_redeliveries(
     }
 }
 
-#[sqlx::test]
-async fn concurrent_deliveries_of_one_event_record_one_gift(
-    _pool: PgPoolOptions,
-    opts: PgConnectOptions,
-) {
+/// A one-time gift paid on the generator, and a receiver app that has seen none of its
+/// events: (generator, receiver, its `checkout.session.completed`).
+async fn one_paid_session(opts: &PgConnectOptions, name: &str) -> (TestApp, TestApp, Value) {
     let g = generator(opts.clone()).await;
     paid_checkout(&g, "once", 2500).await;
     let completed = g
@@ -406,7 +406,16 @@ async fn concurrent_deliveries_of_one_event_record_one_gift(
         .into_iter()
         .find(|e| e["type"] == "checkout.session.completed")
         .unwrap();
-    let r = receiver(&opts, &g, "concurrent").await;
+    let r = receiver(opts, &g, name).await;
+    (g, r, completed)
+}
+
+#[sqlx::test]
+async fn concurrent_deliveries_of_one_event_record_one_gift(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (_g, r, completed) = one_paid_session(&opts, "concurrent").await;
     let answers = join_all((0..20).map(|_| r.deliver(&completed))).await;
     assert!(answers.iter().all(|a| a.status() == 200));
     assert_eq!(count(&r, "select count(*) from stripe_events").await, 1);
@@ -586,15 +595,7 @@ async fn a_one_time_gift_without_a_stripe_customer_joins_its_donor_by_email(
     _pool: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let g = generator(opts.clone()).await;
-    paid_checkout(&g, "once", 2500).await;
-    let completed = g
-        .standin
-        .events()
-        .into_iter()
-        .find(|e| e["type"] == "checkout.session.completed")
-        .unwrap();
-    let r = receiver(&opts, &g, "no_customer").await;
+    let (_g, r, completed) = one_paid_session(&opts, "no_customer").await;
     let mut first = completed.clone();
     first["data"]["object"]["customer"] = Value::Null;
     first["data"]["object"]["customer_details"]["email"] = json!(" Reader@Example.org ");
@@ -937,21 +938,6 @@ async fn stripe_being_unreachable_while_reading_an_event_answers_503(
         count(&r, "select count(*) from gifts where state = 'paid'").await,
         1
     );
-}
-
-/// Runs the real binary with the given environment, returning its stdout.
-async fn run_chipin(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_chipin"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().await.expect("chipin runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 #[sqlx::test]
