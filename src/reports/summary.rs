@@ -274,13 +274,13 @@ pub async fn summarize(
     plans(db, p, &mut periods).await?;
     let (total_donors, total_new_donors) = if p.campaign.is_none() {
         donor_figures(db, p, config, &mut periods).await?;
-        let (donors, new) = range_donors(db, p, tz).await?;
+        let (donors, new) = range_donors(db, p).await?;
         (Some(donors), Some(new))
     } else {
         (None, None)
     };
     let retention = if p.campaign.is_none() {
-        retention(db, p, tz).await?
+        retention(db, p).await?
     } else {
         Vec::new()
     };
@@ -435,19 +435,22 @@ async fn donor_figures(
 }
 
 /// Unique donors with a paid gift in the range, and those whose first gift ever is in it.
-async fn range_donors(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<(i64, i64), sqlx::Error> {
+/// Unique donors in [F, T]: those whose first gift is on or before T, less those whose last
+/// gift is before F, less those who gave before F and next after T (one such gap at most).
+async fn range_donors(db: &PgPool, p: &SummaryParams) -> Result<(i64, i64), sqlx::Error> {
     let r = sqlx::query!(
-        r#"select count(distinct donor_id) as "donors!",
+        r#"select (select coalesce(sum(donors), 0)::int8 from period_donor_totals
+                   where currency = $1 and period_kind = 'first' and period_start <= $3)
+                - (select coalesce(sum(donors), 0)::int8 from period_donor_totals
+                   where currency = $1 and period_kind = 'last' and period_start < $2)
+                - (select count(*) from donor_gaps
+                   where currency = $1 and daterange(after_day, before_day, '()') @> daterange($2, $3, '[]'))
+                  as "donors!",
                   (select coalesce(sum(new_donors), 0)::int8 from period_donor_totals
-                   where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!"
-           from gifts
-           where state = 'paid' and currency = $1 and donor_id is not null
-             and paid_at >= ($2::date)::timestamp at time zone $4
-             and paid_at < ($3::date + 1)::timestamp at time zone $4"#,
+                   where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!""#,
         p.currency.as_str(),
         p.from,
         p.to,
-        tz
     )
     .fetch_one(db)
     .await?;
@@ -455,42 +458,34 @@ async fn range_donors(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<(i64, 
 }
 
 /// Retained, new, recovered and lapsed donors for each calendar year the range touches.
-async fn retention(
-    db: &PgPool,
-    p: &SummaryParams,
-    tz: &str,
-) -> Result<Vec<Retention>, sqlx::Error> {
+async fn retention(db: &PgPool, p: &SummaryParams) -> Result<Vec<Retention>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"with given as (
-               select distinct donor_id, extract(year from paid_at at time zone $2)::int as y
-               from gifts where state = 'paid' and currency = $1 and donor_id is not null
-           ),
-           firsts as (select donor_id, min(y) as first from given group by donor_id),
-           years as (select generate_series($3::int, $4::int) as y)
-           select years.y as "year!",
-                  (select count(*) from given g where g.y = years.y
-                     and exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "retained!",
-                  (select count(*) from firsts f where f.first = years.y) as "new!",
-                  (select count(*) from given g join firsts f using (donor_id) where g.y = years.y and f.first < years.y - 1
-                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "recovered!",
-                  (select count(*) from given g where g.y = years.y - 1
-                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y)) as "lapsed!"
-           from years order by years.y"#,
+        r#"select extract(year from period_start)::int as "year!", band, sum(donors)::int8 as "donors!"
+           from period_donor_totals
+           where currency = $1 and period_kind = 'retention'
+             and period_start between make_date($2, 1, 1) and make_date($3, 1, 1)
+           group by 1, 2"#,
         p.currency.as_str(),
-        tz,
         p.from.year(),
         p.to.year(),
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Retention {
-            year: r.year,
-            retained: r.retained,
-            new: r.new,
-            recovered: r.recovered,
-            lapsed: r.lapsed,
+    Ok((p.from.year()..=p.to.year())
+        .map(|year| {
+            let count = |band: &str| {
+                rows.iter()
+                    .filter(|r| r.year == year && r.band == band)
+                    .map(|r| r.donors)
+                    .sum()
+            };
+            Retention {
+                year,
+                retained: count("retained"),
+                new: count("new"),
+                recovered: count("recovered"),
+                lapsed: count("lapsed"),
+            }
         })
         .collect())
 }
