@@ -59,7 +59,8 @@ fn touched(facts: &[Fact]) -> Touched {
             Fact::Charge(c) => pi(&c.payment_intent_id),
             Fact::Refund(r) => pi(&r.payment_intent_id),
             Fact::Dispute(d) => pi(&d.payment_intent_id),
-            Fact::Donor(_) | Fact::Plan(_) => {}
+            Fact::Plan(p) => t.subscriptions.push(p.subscription_id.clone()),
+            Fact::Donor(_) => {}
             Fact::Payout(_) => {}
         }
     }

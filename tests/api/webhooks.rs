@@ -125,6 +125,14 @@ async fn assert_kept_totals_equal_a_recomputation(app: &TestApp) {
                      sum(gifts) as gifts, sum(net) as net, sum(new_donors) as new_donors
               from period_donor_totals group by 1, 2, 3, 4, 5
               having sum(donors) <> 0 or sum(gifts) <> 0 or sum(net) <> 0 or sum(new_donors) <> 0) t),
+          'amounts', (select coalesce(json_agg(t order by t.currency, t.period_kind, t.period_start, t.campaign, t.amount), '[]') from (
+              select currency, period_kind, period_start, campaign, amount, sum(gifts) as gifts
+              from gift_amounts group by 1, 2, 3, 4, 5 having sum(gifts) <> 0) t),
+          'plans', (select coalesce(json_agg(t order by t.currency, t.day, t.campaign), '[]') from (
+              select currency, day, campaign, sum(active) as active, sum(mrr) as mrr,
+                     sum(cancellations) as cancellations
+              from plan_days group by 1, 2, 3
+              having sum(active) <> 0 or sum(mrr) <> 0 or sum(cancellations) <> 0) t),
           'gaps', (select coalesce(json_agg(t order by t.donor_id, t.currency, t.after_day, t.before_day), '[]')
               from donor_gaps t)
         )::text"#;
