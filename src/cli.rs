@@ -382,11 +382,12 @@ impl Cli {
             } => {
                 let state = crate::startup::cli_state(config).await?;
                 let mut tx = state.db.begin().await?;
-                let days = crate::reports::aggregates::rebuild_all(
-                    &mut tx,
-                    &state.config.report_time_zone,
-                )
-                .await?;
+                let tz = &state.config.report_time_zone;
+                let days = crate::reports::aggregates::rebuild_all(&mut tx, tz).await?;
+                // Donor figures and the other kept figures are cut by day in the zone too.
+                let bands = crate::reports::aggregates::Bands::from_config(&state.config);
+                crate::reports::aggregates::rebuild_donor_figures(&mut tx, &bands, tz).await?;
+                crate::reports::kept::rebuild(&mut tx, tz).await?;
                 tx.commit().await?;
                 println!(
                     "rebuilt {days} days of totals in {}",

@@ -3,13 +3,14 @@
 //! from it by the same functions the recording path uses, so every invariant holds.
 //!
 //! Shape: donors about a thirtieth of the gifts (at most 300k), three years up to today,
-//! 70% one-time, the rest installments of monthly plans, log-normal amounts with a median
-//! near $25, about 1% refunded in part or whole and 0.1% disputed (half of them lost), a few
-//! currencies and campaigns, a fee of 2.9% + 30 on every charge.
+//! 70% one-time in whole dollars, the rest installments of monthly plans, log-normal amounts
+//! with a median near $25, about 1% refunded in part or whole and 0.1% disputed (half of
+//! them lost), a few currencies and campaigns, a fee of 2.9% + 30 on every charge.
 
 use sqlx::PgPool;
 
 use crate::reports::aggregates::{self, Bands};
+use crate::reports::kept;
 
 #[derive(Debug, Default)]
 pub struct Seeded {
@@ -73,12 +74,13 @@ pub async fn seed(db: &PgPool, gifts: i64, bands: &Bands, tz: &str) -> Result<Se
     )
     .execute(&mut *tx)
     .await?;
-    // One-time gifts: log-normal amounts (median 2500, sigma 0.9), random donors and days.
+    // One-time gifts: whole dollars as the donation form takes them, log-normal (median $25,
+    // sigma 0.9), random donors and days.
     sqlx::query(
         "insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
                             payment_intent_id, donor_id, customer_id, paid_at)
          select gen_random_uuid(), 'paid',
-                least(2500000, greatest(500, round(exp(ln(2500) + 0.9 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())))))::int8,
+                100 * least(25000, greatest(5, round(exp(ln(25) + 0.9 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())))))::int8,
                 (array['usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','usd','eur','eur','gbp'])[1 + i % 20],
                 'once', 'checkout', (array['spring', 'investigations', 'local', null, null])[1 + i % 5],
                 'cs_seed_' || i, 'pi_seed_' || i, d.donor_id, d.customer_id,
@@ -136,6 +138,7 @@ pub async fn seed(db: &PgPool, gifts: i64, bands: &Bands, tz: &str) -> Result<Se
     .await?;
     aggregates::rebuild_all(&mut tx, tz).await?;
     aggregates::rebuild_donor_figures(&mut tx, bands, tz).await?;
+    kept::rebuild(&mut tx, tz).await?;
     let counts: (i64, i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from donors), (select count(*) from gifts), (select count(*) from refunds),
                 (select count(*) from disputes)",

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use sqlx::{Postgres, Transaction};
 
+use super::kept;
+
 /// The Stripe and ledger keys an event's facts touched.
 #[derive(Debug, Default, Clone)]
 pub struct Touched {
@@ -23,6 +25,8 @@ pub struct Touched {
     /// Stripe customers and emails the event tells about (donor links).
     pub customers: Vec<String>,
     pub emails: Vec<String>,
+    /// Stripe subscriptions whose plans the event tells about.
+    pub subscriptions: Vec<String>,
 }
 
 impl Touched {
@@ -56,6 +60,7 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
         .map(|k| format!("payment:{k}"))
         .chain(t.customers.iter().map(|c| format!("customer:{c}")))
         .chain(t.emails.iter().map(|e| format!("email:{e}")))
+        .chain(t.subscriptions.iter().map(|s| format!("subscription:{s}")))
         .collect();
     keys.sort();
     keys.dedup();
@@ -94,6 +99,9 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
 pub struct Contributions {
     daily: BTreeMap<Key, Sums>,
     donors: BTreeMap<DonorKey, DonorSums>,
+    /// Paid gifts by day, currency, campaign and amount (the median's histogram).
+    amounts: BTreeMap<kept::AmountKey, [i64; 1]>,
+    plans: BTreeMap<kept::PlanKey, kept::PlanSums>,
 }
 
 /// Makes the statements of this transaction keep one plan each per connection. The
@@ -118,7 +126,10 @@ pub async fn contributions(
     bands: &Bands,
     tz: &str,
 ) -> Result<Contributions, sqlx::Error> {
-    let mut out = Contributions::default();
+    let mut out = Contributions {
+        plans: kept::plan_contributions(tx, &t.subscriptions, tz).await?,
+        ..Contributions::default()
+    };
     if !t.is_empty() {
         let rows = sqlx::query!(
             r#"select day as "day!", currency as "currency!", campaign as "campaign!", kind as "kind!",
@@ -133,6 +144,11 @@ pub async fn contributions(
         .fetch_all(&mut **tx)
         .await?;
         for r in rows {
+            // A paid gift's own row: its amount goes into the histogram, read here for free.
+            if r.gifts == 1 {
+                let key = (r.day, r.currency.clone(), r.campaign.clone(), r.gross);
+                out.amounts.entry(key).or_default()[0] += 1;
+            }
             let sums: &mut Sums = out
                 .daily
                 .entry((r.day, r.currency, r.campaign, r.kind))
@@ -272,6 +288,8 @@ pub async fn add_difference(
             .await?;
         }
     }
+    kept::add_amounts(tx, slot, difference(before.amounts, after.amounts)).await?;
+    kept::add_plan_days(tx, slot, difference(before.plans, after.plans)).await?;
     let donors = difference(before.donors, after.donors);
     if !donors.is_empty() {
         let mut keys = (vec![], vec![], vec![], vec![], vec![]);

@@ -5,6 +5,7 @@ pub mod aggregates;
 mod dashboard;
 pub mod donors;
 pub mod export;
+pub mod kept;
 pub mod ledger;
 pub mod payouts;
 mod reconciliation;

@@ -1,5 +1,7 @@
 //! The summary's figures per period and for the whole range, read from `daily_totals`.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -267,20 +269,20 @@ pub async fn summarize(
         period.average_gift =
             (period.figures.gifts > 0).then(|| period.figures.gross / period.figures.gifts);
     }
-    let medians = medians(db, p, tz).await?;
+    let medians = medians(db, p).await?;
     for period in &mut periods {
         period.median_gift = medians.get(&Some(period.start)).copied();
     }
     plans(db, p, &mut periods).await?;
     let (total_donors, total_new_donors) = if p.campaign.is_none() {
         donor_figures(db, p, config, &mut periods).await?;
-        let (donors, new) = range_donors(db, p, tz).await?;
+        let (donors, new) = range_donors(db, p).await?;
         (Some(donors), Some(new))
     } else {
         (None, None)
     };
     let retention = if p.campaign.is_none() {
-        retention(db, p, tz).await?
+        retention(db, p).await?
     } else {
         Vec::new()
     };
@@ -310,68 +312,96 @@ fn interval_name(i: Interval) -> &'static str {
     }
 }
 
-/// The median paid gift per period (key `Some(start)`) and over the range (key `None`).
+/// The median paid gift per period (key `Some(start)`) and over the range (key `None`), with
+/// `percentile_disc(0.5)`'s meaning: the smallest amount with at least half the gifts at or
+/// under it. Read from the kept counts by amount: whole months where a month lies in one
+/// period and inside the range, days elsewhere.
 async fn medians(
     db: &PgPool,
     p: &SummaryParams,
-    tz: &str,
-) -> Result<std::collections::HashMap<Option<NaiveDate>, i64>, sqlx::Error> {
+) -> Result<HashMap<Option<NaiveDate>, i64>, sqlx::Error> {
+    let (months_from, months_to) = match p.interval {
+        Interval::Month | Interval::Year => {
+            let first = Interval::Month.start_of(p.from);
+            let first = if first == p.from {
+                first
+            } else {
+                next(Interval::Month, first)
+            };
+            (
+                first,
+                Interval::Month.start_of(p.to + chrono::Duration::days(1)),
+            )
+        }
+        Interval::Day | Interval::Week => (p.from, p.from),
+    };
     let rows = sqlx::query!(
-        r#"select case when grouping(p) = 1 then null else p end as "period",
-                  percentile_disc(0.5) within group (order by amount) as "median"
-           from (select amount,
-                        date_trunc($5, (paid_at at time zone $4)::date)::date as p
-                 from gifts
-                 where state = 'paid' and currency = $1
-                   and paid_at >= ($2::date)::timestamp at time zone $4
-                   and paid_at < ($3::date + 1)::timestamp at time zone $4
-                   and ($6::text is null or campaign = $6)) g
-           group by rollup (p)"#,
+        r#"select period_start as "start!", amount as "amount!", sum(gifts)::int8 as "gifts!"
+           from gift_amounts
+           where currency = $1 and ($6::text is null or campaign = $6)
+             and ((period_kind = 'month' and period_start >= $4 and period_start < $5)
+                  or (period_kind = 'day' and period_start between $2 and $3
+                      and not (period_start >= $4 and period_start < $5)))
+           group by 1, 2"#,
         p.currency.as_str(),
         p.from,
         p.to,
-        tz,
-        interval_name(p.interval),
+        months_from,
+        months_to,
         p.campaign.as_ref().map(|c| c.as_str()),
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
+    let mut counts: HashMap<Option<NaiveDate>, BTreeMap<i64, i64>> = HashMap::new();
+    for r in rows {
+        for key in [Some(p.interval.start_of(r.start)), None] {
+            *counts.entry(key).or_default().entry(r.amount).or_default() += r.gifts;
+        }
+    }
+    Ok(counts
         .into_iter()
-        .filter_map(|r| r.median.map(|m| (r.period, m)))
+        .filter_map(|(key, by_amount)| median(&by_amount).map(|m| (key, m)))
         .collect())
 }
 
+/// The smallest amount whose cumulative count reaches half the gifts.
+fn median(by_amount: &BTreeMap<i64, i64>) -> Option<i64> {
+    let n: i64 = by_amount.values().sum();
+    let mut seen = 0;
+    by_amount.iter().find_map(|(amount, gifts)| {
+        seen += gifts;
+        (n > 0 && *gifts != 0 && seen * 2 >= n).then_some(*amount)
+    })
+}
+
+/// Active plans and MRR at each period's end, and cancellations in it, from the kept
+/// per-day starts and cancellations.
 async fn plans(db: &PgPool, p: &SummaryParams, periods: &mut [Period]) -> Result<(), sqlx::Error> {
-    let starts: Vec<NaiveDate> = periods.iter().map(|x| x.start).collect();
-    let ends: Vec<NaiveDate> = periods
-        .iter()
-        .map(|x| next(p.interval, x.start).min(p.to + chrono::Duration::days(1)))
-        .collect();
-    let rows = sqlx::query!(
-        r#"select s.start as "start!",
-                  count(pl.id) filter (where pl.started_at < s.finish and (pl.canceled_at is null or pl.canceled_at >= s.finish)) as "active!",
-                  coalesce(sum(case when pl.interval = 'year' then pl.amount / 12 else pl.amount end)
-                      filter (where pl.started_at < s.finish and (pl.canceled_at is null or pl.canceled_at >= s.finish)), 0)::int8 as "mrr!",
-                  count(pl.id) filter (where pl.canceled_at >= s.start and pl.canceled_at < s.finish) as "canceled!"
-           from unnest($1::date[], $2::date[]) as s(start, finish)
-           left join plans pl on pl.currency = $3 and ($4::text is null or pl.campaign = $4)
-           group by s.start"#,
-        &starts,
-        &ends,
+    let finish = |start: NaiveDate| next(p.interval, start).min(p.to + chrono::Duration::days(1));
+    let until = periods.last().map_or(p.to, |x| finish(x.start));
+    let days = sqlx::query!(
+        r#"select day as "day!", sum(active)::int8 as "active!", sum(mrr)::int8 as "mrr!",
+                  sum(cancellations)::int8 as "cancellations!"
+           from plan_days
+           where currency = $1 and ($2::text is null or campaign = $2) and day < $3
+           group by day"#,
         p.currency.as_str(),
         p.campaign.as_ref().map(|c| c.as_str()),
+        until,
     )
     .fetch_all(db)
     .await?;
-    for r in rows {
-        if let Some(period) = periods.iter_mut().find(|x| x.start == r.start) {
-            period.plans = PlanFigures {
-                active_plans: r.active,
-                mrr: r.mrr,
-                cancellations: r.canceled,
-            };
+    for period in periods.iter_mut() {
+        let end = finish(period.start);
+        let mut f = PlanFigures::default();
+        for d in days.iter().filter(|d| d.day < end) {
+            f.active_plans += d.active;
+            f.mrr += d.mrr;
+            if d.day >= period.start {
+                f.cancellations += d.cancellations;
+            }
         }
+        period.plans = f;
     }
     Ok(())
 }
@@ -435,19 +465,22 @@ async fn donor_figures(
 }
 
 /// Unique donors with a paid gift in the range, and those whose first gift ever is in it.
-async fn range_donors(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<(i64, i64), sqlx::Error> {
+/// Unique donors in [F, T]: those whose first gift is on or before T, less those whose last
+/// gift is before F, less those who gave before F and next after T (one such gap at most).
+async fn range_donors(db: &PgPool, p: &SummaryParams) -> Result<(i64, i64), sqlx::Error> {
     let r = sqlx::query!(
-        r#"select count(distinct donor_id) as "donors!",
+        r#"select (select coalesce(sum(donors), 0)::int8 from period_donor_totals
+                   where currency = $1 and period_kind = 'first' and period_start <= $3)
+                - (select coalesce(sum(donors), 0)::int8 from period_donor_totals
+                   where currency = $1 and period_kind = 'last' and period_start < $2)
+                - (select count(*) from donor_gaps
+                   where currency = $1 and daterange(after_day, before_day, '()') @> daterange($2, $3, '[]'))
+                  as "donors!",
                   (select coalesce(sum(new_donors), 0)::int8 from period_donor_totals
-                   where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!"
-           from gifts
-           where state = 'paid' and currency = $1 and donor_id is not null
-             and paid_at >= ($2::date)::timestamp at time zone $4
-             and paid_at < ($3::date + 1)::timestamp at time zone $4"#,
+                   where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!""#,
         p.currency.as_str(),
         p.from,
         p.to,
-        tz
     )
     .fetch_one(db)
     .await?;
@@ -455,42 +488,34 @@ async fn range_donors(db: &PgPool, p: &SummaryParams, tz: &str) -> Result<(i64, 
 }
 
 /// Retained, new, recovered and lapsed donors for each calendar year the range touches.
-async fn retention(
-    db: &PgPool,
-    p: &SummaryParams,
-    tz: &str,
-) -> Result<Vec<Retention>, sqlx::Error> {
+async fn retention(db: &PgPool, p: &SummaryParams) -> Result<Vec<Retention>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"with given as (
-               select distinct donor_id, extract(year from paid_at at time zone $2)::int as y
-               from gifts where state = 'paid' and currency = $1 and donor_id is not null
-           ),
-           firsts as (select donor_id, min(y) as first from given group by donor_id),
-           years as (select generate_series($3::int, $4::int) as y)
-           select years.y as "year!",
-                  (select count(*) from given g where g.y = years.y
-                     and exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "retained!",
-                  (select count(*) from firsts f where f.first = years.y) as "new!",
-                  (select count(*) from given g join firsts f using (donor_id) where g.y = years.y and f.first < years.y - 1
-                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y - 1)) as "recovered!",
-                  (select count(*) from given g where g.y = years.y - 1
-                     and not exists (select 1 from given h where h.donor_id = g.donor_id and h.y = years.y)) as "lapsed!"
-           from years order by years.y"#,
+        r#"select extract(year from period_start)::int as "year!", band, sum(donors)::int8 as "donors!"
+           from period_donor_totals
+           where currency = $1 and period_kind = 'retention'
+             and period_start between make_date($2, 1, 1) and make_date($3, 1, 1)
+           group by 1, 2"#,
         p.currency.as_str(),
-        tz,
         p.from.year(),
         p.to.year(),
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Retention {
-            year: r.year,
-            retained: r.retained,
-            new: r.new,
-            recovered: r.recovered,
-            lapsed: r.lapsed,
+    Ok((p.from.year()..=p.to.year())
+        .map(|year| {
+            let count = |band: &str| {
+                rows.iter()
+                    .filter(|r| r.year == year && r.band == band)
+                    .map(|r| r.donors)
+                    .sum()
+            };
+            Retention {
+                year,
+                retained: count("retained"),
+                new: count("new"),
+                recovered: count("recovered"),
+                lapsed: count("lapsed"),
+            }
         })
         .collect())
 }
@@ -551,6 +576,16 @@ mod tests {
         assert_eq!(Interval::Month.start_of(d("2026-12-03")), d("2026-12-01"));
         assert_eq!(Interval::Year.start_of(d("2026-12-03")), d("2026-01-01"));
         assert_eq!(next(Interval::Month, d("2026-01-01")), d("2026-02-01"));
+    }
+
+    #[test]
+    fn the_median_is_the_smallest_amount_reaching_half_the_gifts() {
+        let counts = |pairs: &[(i64, i64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert_eq!(median(&counts(&[(1000, 1), (2000, 1)])), Some(1000));
+        assert_eq!(median(&counts(&[(1000, 1), (2000, 2)])), Some(2000));
+        assert_eq!(median(&counts(&[(500, 2), (900, 0), (1000, 1)])), Some(500));
+        assert_eq!(median(&counts(&[(700, 0)])), None);
+        assert_eq!(median(&BTreeMap::new()), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use sqlx::{Postgres, Transaction};
 
 use crate::reports::aggregates::{self, Bands, Touched};
+use crate::reports::kept;
 use uuid::Uuid;
 
 use super::facts::PayoutFact;
@@ -35,6 +36,13 @@ pub async fn apply_all(
         apply(tx, fact, donor_email).await?;
     }
     let after = aggregates::contributions(tx, &touched, bands, tz).await?;
+    // Only gifts and donor links move a donor's gift days.
+    if facts
+        .iter()
+        .any(|f| matches!(f, Fact::OneTime(_) | Fact::Installment(_) | Fact::Donor(_)))
+    {
+        kept::keep_donor_gaps(tx, &touched, tz).await?;
+    }
     aggregates::add_difference(tx, before, after).await
 }
 
@@ -52,7 +60,8 @@ fn touched(facts: &[Fact]) -> Touched {
             Fact::Charge(c) => pi(&c.payment_intent_id),
             Fact::Refund(r) => pi(&r.payment_intent_id),
             Fact::Dispute(d) => pi(&d.payment_intent_id),
-            Fact::Donor(_) | Fact::Plan(_) => {}
+            Fact::Plan(p) => t.subscriptions.push(p.subscription_id.clone()),
+            Fact::Donor(_) => {}
             Fact::Payout(_) => {}
         }
     }

@@ -395,3 +395,84 @@ async fn donor_bands_and_the_small_donor_line_follow_each_donors_year(
     assert_eq!(body["periods"][0]["median_gift"], 20_000);
     assert_eq!(body["retention"][0]["new"], 5);
 }
+
+#[sqlx::test]
+async fn a_range_cut_inside_months_counts_its_own_donors_and_median(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = spawn_app(opts.clone()).await;
+    g.standin.pause_deliveries(true);
+    // (donor, amount, paid at): the range is 2026-01-15 to 2026-02-20 in UTC.
+    let gifts = [
+        ("before", 1000, "2026-01-05T12:00:00Z"),
+        ("inside", 3000, "2026-01-20T12:00:00Z"),
+        ("inside", 7000, "2026-02-01T12:00:00Z"),
+        ("inside", 1200, "2026-02-15T12:00:00Z"),
+        ("after", 9000, "2026-03-01T12:00:00Z"),
+        // Gave the day before the range and the day after it: not in it.
+        ("spanning", 1100, "2026-01-14T12:00:00Z"),
+        ("spanning", 1300, "2026-02-21T00:30:00Z"),
+        ("old", 2000, "2025-12-01T12:00:00Z"),
+        ("old", 4000, "2026-02-20T23:30:00Z"),
+        ("edge", 5000, "2026-01-15T00:30:00Z"),
+        ("returning", 1500, "2026-01-14T12:00:00Z"),
+        ("returning", 2500, "2026-01-15T12:00:00Z"),
+    ];
+    let mut events = Vec::new();
+    for (donor, amount, _) in gifts {
+        events.push(give(&g, &format!("{donor}@example.org"), amount).await);
+    }
+    let r = receiver(&opts, &g, "range", &[]).await;
+    for (i, (e, (_, _, at))) in events.iter().zip(gifts).enumerate() {
+        r.deliver_at(e, at, &format!("evt_{i}")).await;
+    }
+    let token = staff::add(&r.db, "fin", Role::Viewer).await.unwrap();
+    let body: Value = summary(
+        &r,
+        &token,
+        "from=2026-01-15&to=2026-02-20&interval=month&currency=usd",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    // In the range: inside, old, edge, returning. First gifts ever in it: inside, edge.
+    assert_eq!(body["total_donors"], 4);
+    assert_eq!(body["total_new_donors"], 2);
+    // 1200, 2500, 3000, 4000, 5000, 7000: the smallest with half the gifts at or under it.
+    assert_eq!(body["total_median_gift"], 3000);
+    // January from the 15th: 2500, 3000, 5000; February to the 20th: 1200, 4000, 7000.
+    assert_eq!(body["periods"][0]["median_gift"], 3000);
+    assert_eq!(body["periods"][1]["median_gift"], 4000);
+    // 2026: old gave in 2025 too; the six others are new.
+    assert_eq!(
+        body["retention"],
+        json!([{"year": 2026, "retained": 1, "new": 6, "recovered": 0, "lapsed": 0}])
+    );
+
+    // A one-day range inside the spanning donor's gap, and one on its last day.
+    let body: Value = summary(
+        &r,
+        &token,
+        "from=2026-02-02&to=2026-02-14&interval=day&currency=usd",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["total_donors"], 0);
+    assert_eq!(body["total_median_gift"], Value::Null);
+    let body: Value = summary(
+        &r,
+        &token,
+        "from=2026-02-21&to=2026-03-01&interval=week&currency=usd",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["total_donors"], 2);
+    assert_eq!(body["total_new_donors"], 1);
+    assert_eq!(body["total_median_gift"], 1300);
+}
