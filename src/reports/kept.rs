@@ -204,7 +204,7 @@ pub async fn keep_donor_gaps(
                                    = (g.donor_id, g.currency, g.after_day, g.before_day))
          )
          insert into donor_gaps (donor_id, currency, after_day, before_day)
-         select * from wanted w
+         select w.donor_id, w.currency, w.after_day, w.before_day from wanted w
          where not exists (select 1 from donor_gaps g
                            where (w.donor_id, w.currency, w.after_day, w.before_day)
                                = (g.donor_id, g.currency, g.after_day, g.before_day))",
