@@ -204,7 +204,7 @@ pub async fn keep_donor_gaps(
                                    = (g.donor_id, g.currency, g.after_day, g.before_day))
          )
          insert into donor_gaps (donor_id, currency, after_day, before_day)
-         select * from wanted w
+         select w.donor_id, w.currency, w.after_day, w.before_day from wanted w
          where not exists (select 1 from donor_gaps g
                            where (w.donor_id, w.currency, w.after_day, w.before_day)
                                = (g.donor_id, g.currency, g.after_day, g.before_day))",
@@ -235,7 +235,8 @@ pub async fn rebuild(tx: &mut Transaction<'_, Postgres>, tz: &str) -> Result<(),
     sqlx::query!("delete from donor_gaps")
         .execute(&mut **tx)
         .await?;
-    // Paid gifts as ledger_contributions reads them, without its per-gift fee lookup.
+    // Paid gifts as ledger_contributions reads them, without its per-gift fee lookup; written
+    // in key order so that a month's rows sit in few pages, as a summary reads them.
     sqlx::query!(
         "insert into gift_amounts (currency, period_kind, period_start, campaign, amount, gifts)
          select currency, k.kind, case k.kind when 'day' then day else date_trunc('month', day)::date end,
@@ -244,7 +245,8 @@ pub async fn rebuild(tx: &mut Transaction<'_, Postgres>, tz: &str) -> Result<(),
                       amount, count(*) as gifts
                from gifts where state = 'paid' group by 1, 2, 3, 4) g
          cross join (values ('day'), ('month')) as k(kind)
-         group by 1, 2, 3, 4, 5",
+         group by 1, 2, 3, 4, 5
+         order by 1, 2, 3, 4, 5",
         tz
     )
     .execute(&mut **tx)

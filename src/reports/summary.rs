@@ -474,7 +474,7 @@ async fn range_donors(db: &PgPool, p: &SummaryParams) -> Result<(i64, i64), sqlx
                 - (select coalesce(sum(donors), 0)::int8 from period_donor_totals
                    where currency = $1 and period_kind = 'last' and period_start < $2)
                 - (select count(*) from donor_gaps
-                   where currency = $1 and daterange(after_day, before_day, '()') @> daterange($2, $3, '[]'))
+                   where currency = $1 and span @> daterange($2, $3, '[]'))
                   as "donors!",
                   (select coalesce(sum(new_donors), 0)::int8 from period_donor_totals
                    where currency = $1 and period_kind = 'day' and period_start between $2 and $3) as "new!""#,
