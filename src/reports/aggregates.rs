@@ -74,19 +74,32 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
     )
     .execute(&mut **tx)
     .await?;
-    if t.invoices.is_empty() && t.sessions.is_empty() && t.gift_ids.is_empty() {
-        return Ok(());
-    }
+    // Then the payment intents of gifts reached by another key, and the donors of everything
+    // touched: two events about one donor reached by different keys (another payment, another
+    // customer, the email) would otherwise both count the donor as new to a period.
     sqlx::query!(
-        "select pg_advisory_xact_lock(hashtextextended('payment:' || pi, 7))
-         from (select distinct payment_intent_id as pi from gifts
-               where payment_intent_id is not null
-                 and not ('payment:' || payment_intent_id = any($4))
-                 and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))
+        "select pg_advisory_xact_lock(hashtextextended(k, 7))
+         from (select distinct k from (
+                   select 'payment:' || payment_intent_id as k from gifts
+                   where payment_intent_id is not null
+                     and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))
+                   union all
+                   select 'donor:' || donor_id from gifts
+                   where donor_id is not null
+                     and (payment_intent_id = any($4) or invoice_id = any($1)
+                          or checkout_session_id = any($2) or id = any($3))
+                   union all
+                   select 'donor:' || donor_id from donor_customers where customer_id = any($5)
+                   union all
+                   select 'donor:' || id from donors where email = any($6)) found
+               where k is not null and not (k = any($7))
                order by 1) linked",
         &t.invoices,
         &t.sessions,
         &t.gift_ids,
+        &t.payment_intents,
+        &t.customers,
+        &t.emails,
         &keys
     )
     .execute(&mut **tx)
