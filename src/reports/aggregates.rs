@@ -84,14 +84,7 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
                    where payment_intent_id is not null
                      and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))
                    union all
-                   select 'donor:' || donor_id from gifts
-                   where donor_id is not null
-                     and (payment_intent_id = any($4) or invoice_id = any($1)
-                          or checkout_session_id = any($2) or id = any($3))
-                   union all
-                   select 'donor:' || donor_id from donor_customers where customer_id = any($5)
-                   union all
-                   select 'donor:' || id from donors where email = any($6)) found
+                   select 'donor:' || donor_id from touched_donors($4, $1, $2, $3, $5, $6)) found
                where k is not null and not (k = any($7))
                order by 1) linked",
         &t.invoices,
@@ -181,13 +174,8 @@ pub async fn contributions(
         r#"select currency as "currency!", period_kind as "period_kind!", period_start as "period_start!",
                   band as "band!", small as "small!", donors as "donors!", gifts as "gifts!", net as "net!",
                   new_donors as "new_donors!"
-           from (select array(select distinct d.donor_id from (
-                         select donor_id from gifts
-                         where donor_id is not null
-                           and (payment_intent_id = any($2) or invoice_id = any($3)
-                                or checkout_session_id = any($4) or id = any($5))
-                         union all select donor_id from donor_customers where customer_id = any($6)
-                         union all select id from donors where email = any($7)) d) as ids) touched,
+           from (select array(select distinct donor_id
+                              from touched_donors($2, $3, $4, $5, $6, $7)) as ids) touched,
                 lateral donor_contributions($1, false, touched.ids, $8, $9, $10)"#,
         tz,
         &t.payment_intents,

@@ -187,13 +187,8 @@ pub async fn keep_donor_gaps(
     }
     sqlx::query!(
         "with touched as (
-             select array(select distinct d.donor_id from (
-                        select donor_id from gifts
-                        where donor_id is not null
-                          and (payment_intent_id = any($2) or invoice_id = any($3)
-                               or checkout_session_id = any($4) or id = any($5))
-                        union all select donor_id from donor_customers where customer_id = any($6)
-                        union all select id from donors where email = any($7)) d) as ids
+             select array(select distinct donor_id
+                          from touched_donors($2, $3, $4, $5, $6, $7)) as ids
          ),
          wanted as (select w.* from touched, donor_gaps_of($1, false, touched.ids) w),
          gone as (
