@@ -43,12 +43,13 @@ type Key = (NaiveDate, String, String, String);
 /// gross, gifts, refunded, disputed, fees
 type Sums = [i64; 5];
 
-/// Serializes transactions about the same payments and donor links until they commit. A
-/// gift's figures depend on rows joined through its payment intent (charge fee, refunds,
-/// disputes), so an event that reaches a gift by another key also locks that gift's payment
-/// intent, once the first locks are held (so that a rival's link is visible). Two statements
-/// whatever the event; a deadlock with a rival is aborted by Postgres and the webhook path
-/// runs the transaction again.
+/// Serializes transactions about the same payments, donor links, plans and donors until they
+/// commit. A gift's figures depend on rows joined through its payment intent (charge fee,
+/// refunds, disputes), so an event that reaches a gift by another key also locks that gift's
+/// payment intent, and every event locks the donors it touches (`touched_donors`), once the
+/// first locks are held (so that a rival's links are visible). Two statements whatever the
+/// event; a deadlock with a rival is aborted by Postgres and the webhook path runs the
+/// transaction again.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(), sqlx::Error> {
     let mut keys: Vec<String> = t
         .payment_intents
