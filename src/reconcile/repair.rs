@@ -13,12 +13,11 @@ use super::ReconcileError;
 use super::compare::{Found, ObjectType};
 use crate::state::AppState;
 use crate::stripe::expandable_id;
-use crate::webhooks::{self, Envelope, Received};
+use crate::webhooks;
 
 #[derive(Deserialize)]
 struct Page {
     data: Vec<Value>,
-    has_more: bool,
 }
 
 /// Applies Stripe's events about `issue`'s object; returns how many were new to us.
@@ -27,40 +26,10 @@ pub async fn apply_missing(state: &AppState, issue: &Found) -> Result<usize, Rec
     // Events come a little after the balance transaction they tell of; a day's margin
     // before it covers clocks and retries.
     let since = issue.created.unwrap_or_default() - 86_400;
-    let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let gte = since.to_string();
-        let mut query = vec![("created[gte]", gte.as_str()), ("limit", "100")];
-        if let Some(a) = &after {
-            query.push(("starting_after", a.as_str()));
-        }
-        let page: Page = state.stripe.get("/events", &query).await?;
-        let last = page
-            .data
-            .last()
-            .and_then(|e| e["id"].as_str())
-            .map(str::to_string);
-        events.extend(
-            page.data
-                .into_iter()
-                .filter(|e| mentions(&e["data"]["object"], &related)),
-        );
-        if !page.has_more || last.is_none() || last == after {
-            break;
-        }
-        after = last;
-    }
-    let mut applied = 0;
-    // Stripe lists newest first; oldest first ends closest to what live delivery gives.
-    for payload in events.into_iter().rev() {
-        let envelope: Envelope = serde_json::from_value(payload.clone())
-            .map_err(|e| webhooks::WebhookError::NotAnEvent(e.to_string()))?;
-        if webhooks::process(state, &envelope, &payload).await? != Received::Duplicate {
-            applied += 1;
-        }
-    }
-    Ok(applied)
+    let report =
+        webhooks::apply_listed_events(state, since, |e| mentions(&e["data"]["object"], &related))
+            .await?;
+    Ok(report.applied)
 }
 
 /// The ids whose events make up the missing object: a charge's payment intent and, for an

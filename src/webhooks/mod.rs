@@ -292,10 +292,22 @@ pub async fn sync(
     state: &AppState,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<SyncReport, WebhookError> {
+    apply_listed_events(state, since.timestamp(), |_| true).await
+}
+
+/// Pages through `GET /v1/events` created since `since` (unix seconds) and applies those
+/// `wanted` keeps, oldest first, through the same path as a delivery (each claimed once in
+/// `stripe_events`). `stripe sync` keeps every event; a reconciliation repair keeps those
+/// about one object.
+pub async fn apply_listed_events(
+    state: &AppState,
+    since: i64,
+    wanted: impl Fn(&Value) -> bool,
+) -> Result<SyncReport, WebhookError> {
     let mut all: Vec<Value> = Vec::new();
     let mut after: Option<String> = None;
+    let gte = since.to_string();
     loop {
-        let gte = since.timestamp().to_string();
         let mut query = vec![("created[gte]", gte.as_str()), ("limit", "100")];
         if let Some(a) = &after {
             query.push(("starting_after", a.as_str()));
@@ -305,7 +317,7 @@ pub async fn sync(
             .data
             .last()
             .and_then(|e| e["id"].as_str().map(str::to_string));
-        all.extend(page.data);
+        all.extend(page.data.into_iter().filter(|e| wanted(e)));
         // A page that does not move the cursor would loop forever.
         if !page.has_more || last.is_none() || last == after {
             break;
