@@ -456,6 +456,9 @@ impl Cli {
                     s.disputes,
                     started.elapsed().as_secs_f64()
                 );
+                for (step, secs) in &s.steps {
+                    println!("  {step}: {secs:.1} s");
+                }
             }
             Command::Fees {
                 command: FeesCommand::Settle,

@@ -476,3 +476,63 @@ async fn a_range_cut_inside_months_counts_its_own_donors_and_median(
     assert_eq!(body["total_new_donors"], 1);
     assert_eq!(body["total_median_gift"], 1300);
 }
+
+/// The ledger tables' indexes, as definitions, in name order.
+async fn ledger_indexes(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "select indexdef from pg_indexes
+         where tablename in ('gifts', 'charges', 'refunds', 'disputes') order by indexname",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+/// The bulk seed drops the ledger's secondary indexes for its load: they all come back, two
+/// seeds add up instead of colliding, every seeded payment has its charge, and the kept
+/// figures equal a recomputation (then still after a gift recorded by webhook on top).
+#[sqlx::test]
+async fn seeding_twice_adds_up_and_keeps_every_index(_pool: PgPoolOptions, opts: PgConnectOptions) {
+    let app = spawn_app(opts).await;
+    let indexes = ledger_indexes(&app).await;
+    assert!(indexes.len() >= 12, "{indexes:?}");
+    let bands = chipin::reports::aggregates::Bands::from_config(&app.config);
+    let first = chipin::dev::seed(&app.db, 3000, &bands, "UTC")
+        .await
+        .unwrap();
+    let second = chipin::dev::seed(&app.db, 3000, &bands, "UTC")
+        .await
+        .unwrap();
+    assert_eq!(ledger_indexes(&app).await, indexes);
+    let once: i64 = sqlx::query_scalar("select count(*) from gifts where frequency = 'once'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(once, 2 * 2100);
+    assert!(
+        second.gifts > first.gifts && second.gifts <= 6000,
+        "{first:?} {second:?}"
+    );
+    assert_eq!(second.donors, 200);
+    let without_charge: i64 = sqlx::query_scalar(
+        "select count(*) from gifts g where not exists
+           (select 1 from charges c where c.payment_intent_id = g.payment_intent_id)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(without_charge, 0);
+    crate::webhooks::assert_kept_totals_equal_a_recomputation(&app).await;
+    let session = crate::payouts::paid_checkout(&app, "once", 4200).await;
+    assert_eq!(session["payment_status"], "paid");
+    crate::payouts::wait_for_events(&app, 0).await;
+    let recorded: i64 = sqlx::query_scalar(
+        "select count(*) from gifts g join donors d on d.id = g.donor_id
+         where d.email = 'reader@example.org' and g.state = 'paid' and g.amount = 4200",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
+    crate::webhooks::assert_kept_totals_equal_a_recomputation(&app).await;
+}

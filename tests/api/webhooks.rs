@@ -119,7 +119,7 @@ const DAILY_TOTALS: &str = r#"(select coalesce(json_agg(t order by t.day, t.curr
 
 /// The totals kept event by event (spread over slot rows) equal the totals rebuilt from
 /// scratch from the ledger: the daily money and the donor figures.
-async fn assert_kept_totals_equal_a_recomputation(app: &TestApp) {
+pub async fn assert_kept_totals_equal_a_recomputation(app: &TestApp) {
     let q = format!(
         r#"
         select json_build_object(
