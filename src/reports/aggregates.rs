@@ -44,13 +44,15 @@ type Key = (NaiveDate, String, String, String);
 type Sums = [i64; 5];
 
 /// Serializes transactions about the same payments, donor links, plans and donors until they
-/// commit. A gift's figures depend on rows joined through its payment intent (charge fee,
-/// refunds, disputes), so an event that reaches a gift by another key also locks that gift's
-/// payment intent, and every event locks the donors it touches (`touched_donors`), once the
-/// first locks are held (so that a rival's links are visible). Two statements whatever the
-/// event; a deadlock with a rival is aborted by Postgres and the webhook path runs the
-/// transaction again.
-pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(), sqlx::Error> {
+/// commit, and says whether anything touched had figures before the event (if not, the
+/// "before" read would find nothing and is skipped). A gift's figures depend on rows joined
+/// through its payment intent (charge fee, refunds, disputes), so an event that reaches a gift
+/// by another key also locks that gift's payment intent, and every event locks the donors it
+/// touches (`touched_donors`), once the first locks are held (so that a rival's links are
+/// visible). One call (`lock_touched`, migration 0018), which also makes the transaction's
+/// contribution reads keep one generic plan per connection. A deadlock with a rival is
+/// aborted by Postgres and the webhook path runs the transaction again.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<bool, sqlx::Error> {
     let mut keys: Vec<String> = t
         .payment_intents
         .iter()
@@ -66,39 +68,21 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<(),
     keys.sort();
     keys.dedup();
     if keys.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    // unnest yields the sorted keys in order, and each row's lock is taken as it is read.
-    sqlx::query!(
-        "select pg_advisory_xact_lock(hashtextextended(k, 7)) from unnest($1::text[]) as k",
-        &keys
-    )
-    .execute(&mut **tx)
-    .await?;
-    // Then the payment intents of gifts reached by another key, and the donors of everything
-    // touched: two events about one donor reached by different keys (another payment, another
-    // customer, the email) would otherwise both count the donor as new to a period.
-    sqlx::query!(
-        "select pg_advisory_xact_lock(hashtextextended(k, 7))
-         from (select distinct k from (
-                   select 'payment:' || payment_intent_id as k from gifts
-                   where payment_intent_id is not null
-                     and (invoice_id = any($1) or checkout_session_id = any($2) or id = any($3))
-                   union all
-                   select 'donor:' || donor_id from touched_donors($4, $1, $2, $3, $5, $6)) found
-               where k is not null and not (k = any($7))
-               order by 1) linked",
+    sqlx::query_scalar!(
+        r#"select lock_touched($1, $2, $3, $4, $5, $6, $7, $8) as "had_figures!""#,
+        &keys,
+        &t.payment_intents,
         &t.invoices,
         &t.sessions,
         &t.gift_ids,
-        &t.payment_intents,
         &t.customers,
         &t.emails,
-        &keys
+        &t.subscriptions
     )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// What the payments and donors an event touches add to the kept totals at one moment.
@@ -111,73 +95,36 @@ pub struct Contributions {
     plans: BTreeMap<kept::PlanKey, kept::PlanSums>,
 }
 
-/// Makes the statements of this transaction keep one plan each per connection. The
-/// contribution functions are inlined into their callers, and their custom plans took ten
-/// times longer to make than to run; with `everything` a literal `false` their generic plans
-/// use the same indexes. Rebuilds (`everything` true) run in transactions of their own.
-pub async fn plan_once(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar!("select set_config('plan_cache_mode', 'force_generic_plan', true)")
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Reads what the touched payments add to the daily totals, and what their donors (and the
-/// donors the event links by customer or email) add to the donor figures. An event only ever
-/// adds donors to gifts and links, so the donors found after it include those found before.
-/// (The donors are found in a lateral subquery: a subquery as a function argument would stop
-/// Postgres from inlining the function, which then scans every gift.)
+/// Reads, in one statement, what the touched payments add to the daily totals (and to the
+/// gift amounts), what their donors (and the donors the event links by customer or email) add
+/// to the donor figures, and what the touched subscriptions' plans add to the plan days. An
+/// event only ever adds donors to gifts and links, so the donors found after it include those
+/// found before. (The donors are found once, in a materialized CTE joined laterally: a
+/// subquery as a function argument would stop Postgres from inlining the function, which then
+/// scans every gift, and an inlined subquery would be run again in each of its branches.)
 pub async fn contributions(
     tx: &mut Transaction<'_, Postgres>,
     t: &Touched,
     bands: &Bands,
     tz: &str,
 ) -> Result<Contributions, sqlx::Error> {
-    let mut out = Contributions {
-        plans: kept::plan_contributions(tx, &t.subscriptions, tz).await?,
-        ..Contributions::default()
-    };
-    if !t.is_empty() {
-        let rows = sqlx::query!(
-            r#"select day as "day!", currency as "currency!", campaign as "campaign!", kind as "kind!",
-                      gross as "gross!", gifts as "gifts!", refunded as "refunded!", disputed as "disputed!", fees as "fees!"
-               from ledger_contributions($1, false, $2, $3, $4, $5)"#,
-            tz,
-            &t.payment_intents,
-            &t.invoices,
-            &t.sessions,
-            &t.gift_ids,
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in rows {
-            // A paid gift's own row: its amount goes into the histogram, read here for free.
-            if r.gifts == 1 {
-                let key = (r.day, r.currency.clone(), r.campaign.clone(), r.gross);
-                out.amounts.entry(key).or_default()[0] += 1;
-            }
-            let sums: &mut Sums = out
-                .daily
-                .entry((r.day, r.currency, r.campaign, r.kind))
-                .or_default();
-            for (slot, v) in sums
-                .iter_mut()
-                .zip([r.gross, r.gifts, r.refunded, r.disputed, r.fees])
-            {
-                *slot += v;
-            }
-        }
-    }
-    if t.is_empty() && t.customers.is_empty() && t.emails.is_empty() {
-        return Ok(out);
-    }
+    let mut out = Contributions::default();
+    // Each row: which figures, then its key (day or period start, currency, campaign or
+    // period kind, kind or band, small) and its sums in the order of that figure's type.
     let rows = sqlx::query!(
-        r#"select currency as "currency!", period_kind as "period_kind!", period_start as "period_start!",
-                  band as "band!", small as "small!", donors as "donors!", gifts as "gifts!", net as "net!",
-                  new_donors as "new_donors!"
-           from (select array(select distinct donor_id
-                              from touched_donors($2, $3, $4, $5, $6, $7)) as ids) touched,
-                lateral donor_contributions($1, false, touched.ids, $8, $9, $10)"#,
+        r#"with touched as materialized (
+               select array(select distinct donor_id from touched_donors($2, $3, $4, $5, $6, $7)) as ids
+           )
+           select 'daily' as "what!", day as "day!", currency as "currency!", campaign as "a!", kind as "b!",
+                  false as "small!", array[gross, gifts, refunded, disputed, fees] as "sums!"
+           from ledger_contributions($1, false, $2, $3, $4, $5)
+           union all
+           select 'donors', period_start, currency, period_kind, band, small,
+                  array[donors, gifts, net, new_donors]
+           from touched, lateral donor_contributions($1, false, touched.ids, $8, $9, $10)
+           union all
+           select 'plans', day, currency, campaign, '', false, array[active, mrr, cancellations]
+           from plan_contributions($1, false, $11)"#,
         tz,
         &t.payment_intents,
         &t.invoices,
@@ -187,20 +134,39 @@ pub async fn contributions(
         &t.emails,
         &bands.floors,
         &bands.names,
-        bands.threshold
+        bands.threshold,
+        &t.subscriptions
     )
     .fetch_all(&mut **tx)
     .await?;
-    for r in rows {
-        let sums: &mut DonorSums = out
-            .donors
-            .entry((r.currency, r.period_kind, r.period_start, r.band, r.small))
-            .or_default();
-        for (slot, v) in sums
-            .iter_mut()
-            .zip([r.donors, r.gifts, r.net, r.new_donors])
-        {
+    fn add<const N: usize>(into: &mut [i64; N], sums: &[i64]) {
+        for (slot, v) in into.iter_mut().zip(sums) {
             *slot += v;
+        }
+    }
+    for r in rows {
+        match r.what.as_str() {
+            "daily" => {
+                // A paid gift's own row: its amount goes into the histogram, read here for free.
+                if r.sums[1] == 1 {
+                    let key = (r.day, r.currency.clone(), r.a.clone(), r.sums[0]);
+                    out.amounts.entry(key).or_default()[0] += 1;
+                }
+                add(
+                    out.daily.entry((r.day, r.currency, r.a, r.b)).or_default(),
+                    &r.sums,
+                );
+            }
+            "donors" => add(
+                out.donors
+                    .entry((r.currency, r.a, r.day, r.b, r.small))
+                    .or_default(),
+                &r.sums,
+            ),
+            _ => add(
+                out.plans.entry((r.day, r.currency, r.a)).or_default(),
+                &r.sums,
+            ),
         }
     }
     Ok(out)
@@ -225,34 +191,60 @@ fn difference<K: Ord, const N: usize>(
 /// How many rows each kept total is spread over (see migration 0011).
 const SLOTS: i16 = 16;
 
-/// Adds `after - before` to the kept totals: one statement for the daily totals and one for
-/// the donor figures, into a slot picked for this transaction, so that concurrent deliveries
-/// seldom wait on one another's rows. A row that falls to nothing is dropped.
+/// Adds `after - before` to the kept totals in one statement (an upsert per kept table, each
+/// from `unnest`ed columns in key order, so concurrent transactions lock rows in one order),
+/// into a slot picked for this transaction, so that concurrent deliveries seldom wait on one
+/// another's rows. Rows that fall to nothing are then dropped (a second statement, only then).
 pub async fn add_difference(
     tx: &mut Transaction<'_, Postgres>,
     before: Contributions,
     after: Contributions,
 ) -> Result<(), sqlx::Error> {
     let slot = (rand::random::<u16>() % SLOTS as u16) as i16;
-    let daily = difference(before.daily, after.daily);
-    if !daily.is_empty() {
-        let mut cols = (vec![], vec![], vec![], vec![], [(); 5].map(|_| Vec::new()));
-        // In key order, so concurrent transactions lock rows in one order.
-        for ((day, currency, campaign, kind), d) in daily {
-            cols.0.push(day);
-            cols.1.push(currency);
-            cols.2.push(campaign);
-            cols.3.push(kind);
-            for (col, v) in cols.4.iter_mut().zip(d) {
-                col.push(v);
-            }
+    let mut daily = (vec![], vec![], vec![], vec![], [(); 5].map(|_| Vec::new()));
+    for ((day, currency, campaign, kind), d) in difference(before.daily, after.daily) {
+        daily.0.push(day);
+        daily.1.push(currency);
+        daily.2.push(campaign);
+        daily.3.push(kind);
+        for (col, v) in daily.4.iter_mut().zip(d) {
+            col.push(v);
         }
-        let [gross, gifts, refunded, disputed, fees] = &cols.4;
-        let emptied = sqlx::query_scalar!(
-            r#"insert into daily_totals (day, currency, campaign, kind, slot, gross, gifts, refunded, disputed, fees)
-               select day, currency, campaign, kind, $10, gross, gifts, refunded, disputed, fees
-               from unnest($1::date[], $2::text[], $3::text[], $4::text[],
-                           $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+    }
+    let mut donors = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        [(); 4].map(|_| Vec::new()),
+    );
+    for ((currency, period_kind, period_start, band, small), d) in
+        difference(before.donors, after.donors)
+    {
+        donors.0.push(currency);
+        donors.1.push(period_kind);
+        donors.2.push(period_start);
+        donors.3.push(band);
+        donors.4.push(small);
+        for (col, v) in donors.5.iter_mut().zip(d) {
+            col.push(v);
+        }
+    }
+    let amounts = kept::AmountRows::of(difference(before.amounts, after.amounts));
+    let plans = kept::PlanRows::of(difference(before.plans, after.plans));
+    if daily.0.is_empty() && donors.0.is_empty() && amounts.is_empty() && plans.is_empty() {
+        return Ok(());
+    }
+    let [gross, gifts, refunded, disputed, fees] = &daily.4;
+    let [d_donors, d_gifts, d_net, d_new] = &donors.5;
+    let [active, mrr, cancellations] = &plans.sums;
+    let emptied = sqlx::query!(
+        r#"with daily as (
+               insert into daily_totals (day, currency, campaign, kind, slot, gross, gifts, refunded, disputed, fees)
+               select day, currency, campaign, kind, $1, gross, gifts, refunded, disputed, fees
+               from unnest($2::date[], $3::text[], $4::text[], $5::text[],
+                           $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
                     as d(day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
                on conflict (day, currency, campaign, kind, slot) do update set
                    gross = daily_totals.gross + excluded.gross,
@@ -260,95 +252,116 @@ pub async fn add_difference(
                    refunded = daily_totals.refunded + excluded.refunded,
                    disputed = daily_totals.disputed + excluded.disputed,
                    fees = daily_totals.fees + excluded.fees
-               returning (gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0) as "emptied!""#,
-            &cols.0,
-            &cols.1,
-            &cols.2,
-            &cols.3,
-            gross,
-            gifts,
-            refunded,
-            disputed,
-            fees,
-            slot
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-        if emptied.iter().any(|e| *e) {
-            sqlx::query!(
-                "delete from daily_totals
-                 where slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
-                   and (day, currency, campaign, kind) in
-                       (select * from unnest($2::date[], $3::text[], $4::text[], $5::text[]))",
-                slot,
-                &cols.0,
-                &cols.1,
-                &cols.2,
-                &cols.3
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    kept::add_amounts(tx, slot, difference(before.amounts, after.amounts)).await?;
-    kept::add_plan_days(tx, slot, difference(before.plans, after.plans)).await?;
-    let donors = difference(before.donors, after.donors);
-    if !donors.is_empty() {
-        let mut keys = (vec![], vec![], vec![], vec![], vec![]);
-        let mut sums = [(); 4].map(|_| Vec::new());
-        for ((currency, period_kind, period_start, band, small), d) in donors {
-            keys.0.push(currency);
-            keys.1.push(period_kind);
-            keys.2.push(period_start);
-            keys.3.push(band);
-            keys.4.push(small);
-            for (col, v) in sums.iter_mut().zip(d) {
-                col.push(v);
-            }
-        }
-        let [donors, gifts, net, new_donors] = &sums;
-        let emptied = sqlx::query_scalar!(
-            r#"insert into period_donor_totals (currency, period_kind, period_start, band, small, slot,
+               returning (gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0) as emptied
+           ),
+           amounts as (
+               insert into gift_amounts (currency, period_kind, period_start, campaign, amount, slot, gifts)
+               select currency, period_kind, period_start, campaign, amount, $1, gifts
+               from unnest($11::text[], $12::text[], $13::date[], $14::text[], $15::int8[], $16::int8[])
+                    as d(currency, period_kind, period_start, campaign, amount, gifts)
+               on conflict (currency, period_kind, period_start, campaign, amount, slot) do update set
+                   gifts = gift_amounts.gifts + excluded.gifts
+               returning gifts = 0 as emptied
+           ),
+           plans as (
+               insert into plan_days (day, currency, campaign, slot, active, mrr, cancellations)
+               select day, currency, campaign, $1, active, mrr, cancellations
+               from unnest($17::date[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[])
+                    as d(day, currency, campaign, active, mrr, cancellations)
+               on conflict (currency, day, campaign, slot) do update set
+                   active = plan_days.active + excluded.active,
+                   mrr = plan_days.mrr + excluded.mrr,
+                   cancellations = plan_days.cancellations + excluded.cancellations
+               returning (active = 0 and mrr = 0 and cancellations = 0) as emptied
+           ),
+           donors as (
+               insert into period_donor_totals (currency, period_kind, period_start, band, small, slot,
                                                 donors, gifts, net, new_donors)
-               select currency, period_kind, period_start, band, small, $10, donors, gifts, net, new_donors
-               from unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::bool[],
-                           $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+               select currency, period_kind, period_start, band, small, $1, donors, gifts, net, new_donors
+               from unnest($23::text[], $24::text[], $25::date[], $26::text[], $27::bool[],
+                           $28::int8[], $29::int8[], $30::int8[], $31::int8[])
                     as d(currency, period_kind, period_start, band, small, donors, gifts, net, new_donors)
                on conflict (currency, period_kind, period_start, band, small, slot) do update set
                    donors = period_donor_totals.donors + excluded.donors,
                    gifts = period_donor_totals.gifts + excluded.gifts,
                    net = period_donor_totals.net + excluded.net,
                    new_donors = period_donor_totals.new_donors + excluded.new_donors
-               returning (donors = 0 and gifts = 0 and net = 0 and new_donors = 0) as "emptied!""#,
-            &keys.0,
-            &keys.1,
-            &keys.2,
-            &keys.3,
-            &keys.4,
-            donors,
-            gifts,
-            net,
-            new_donors,
-            slot
+               returning (donors = 0 and gifts = 0 and net = 0 and new_donors = 0) as emptied
+           )
+           select (select coalesce(bool_or(emptied), false) from daily) as "daily!",
+                  (select coalesce(bool_or(emptied), false) from amounts) as "amounts!",
+                  (select coalesce(bool_or(emptied), false) from plans) as "plans!",
+                  (select coalesce(bool_or(emptied), false) from donors) as "donors!""#,
+        slot,
+        &daily.0,
+        &daily.1,
+        &daily.2,
+        &daily.3,
+        gross,
+        gifts,
+        refunded,
+        disputed,
+        fees,
+        &amounts.currency,
+        &amounts.kind,
+        &amounts.start,
+        &amounts.campaign,
+        &amounts.amount,
+        &amounts.gifts,
+        &plans.day,
+        &plans.currency,
+        &plans.campaign,
+        active,
+        mrr,
+        cancellations,
+        &donors.0,
+        &donors.1,
+        &donors.2,
+        &donors.3,
+        &donors.4,
+        d_donors,
+        d_gifts,
+        d_net,
+        d_new
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if emptied.daily {
+        sqlx::query!(
+            "delete from daily_totals
+             where slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
+               and (day, currency, campaign, kind) in
+                   (select * from unnest($2::date[], $3::text[], $4::text[], $5::text[]))",
+            slot,
+            &daily.0,
+            &daily.1,
+            &daily.2,
+            &daily.3
         )
-        .fetch_all(&mut **tx)
+        .execute(&mut **tx)
         .await?;
-        if emptied.iter().any(|e| *e) {
-            sqlx::query!(
-                "delete from period_donor_totals
-                 where slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
-                   and (currency, period_kind, period_start, band, small) in
-                       (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::bool[]))",
-                slot,
-                &keys.0,
-                &keys.1,
-                &keys.2,
-                &keys.3,
-                &keys.4
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
+    }
+    if emptied.amounts {
+        amounts.drop_emptied(tx, slot).await?;
+    }
+    if emptied.plans {
+        plans.drop_emptied(tx, slot).await?;
+    }
+    if emptied.donors {
+        sqlx::query!(
+            "delete from period_donor_totals
+             where slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
+               and (currency, period_kind, period_start, band, small) in
+                   (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::bool[]))",
+            slot,
+            &donors.0,
+            &donors.1,
+            &donors.2,
+            &donors.3,
+            &donors.4
+        )
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

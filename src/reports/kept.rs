@@ -3,7 +3,8 @@
 //! each donor's gaps between gift days (for the unique donors of any range).
 //!
 //! The first two are sums, kept by `aggregates`' difference: their before and after reads
-//! come with the daily totals' (gift amounts from the same `ledger_contributions` rows).
+//! come with the daily totals' (gift amounts from the same `ledger_contributions` rows), and
+//! their differences are written by the same statement.
 //! Donor gaps are not sums, so they are not kept by difference: the recording transaction,
 //! which already holds the locks of the donors its event touches, replaces what changed in
 //! those donors' gaps.
@@ -24,155 +25,118 @@ pub type PlanKey = (NaiveDate, String, String);
 /// active, mrr, cancellations
 pub type PlanSums = [i64; 3];
 
-/// What the given subscriptions' plans add to `plan_days` (nothing read when there are none).
-pub async fn plan_contributions(
-    tx: &mut Transaction<'_, Postgres>,
-    subscriptions: &[String],
-    tz: &str,
-) -> Result<BTreeMap<PlanKey, PlanSums>, sqlx::Error> {
-    let mut out = BTreeMap::new();
-    if subscriptions.is_empty() {
-        return Ok(out);
-    }
-    let rows = sqlx::query!(
-        r#"select day as "day!", currency as "currency!", campaign as "campaign!",
-                  active as "active!", mrr as "mrr!", cancellations as "cancellations!"
-           from plan_contributions($1, false, $2)"#,
-        tz,
-        subscriptions
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    for r in rows {
-        let sums: &mut PlanSums = out.entry((r.day, r.currency, r.campaign)).or_default();
-        for (slot, v) in sums.iter_mut().zip([r.active, r.mrr, r.cancellations]) {
-            *slot += v;
-        }
-    }
-    Ok(out)
+/// A difference of paid gifts by amount as `gift_amounts` columns: on each day and its
+/// month, in key order. `aggregates::add_difference` writes them.
+#[derive(Debug, Default)]
+pub struct AmountRows {
+    pub currency: Vec<String>,
+    pub kind: Vec<String>,
+    pub start: Vec<NaiveDate>,
+    pub campaign: Vec<String>,
+    pub amount: Vec<i64>,
+    pub gifts: Vec<i64>,
 }
 
-/// Adds a difference of paid gifts by amount to `gift_amounts`, on each day and its month, in
-/// one statement (and a second only when a row falls to nothing).
-pub async fn add_amounts(
-    tx: &mut Transaction<'_, Postgres>,
-    slot: i16,
-    delta: BTreeMap<AmountKey, [i64; 1]>,
-) -> Result<(), sqlx::Error> {
-    let mut rows: BTreeMap<(String, &str, NaiveDate, String, i64), i64> = BTreeMap::new();
-    for ((day, currency, campaign, amount), [gifts]) in delta {
-        let month = day.with_day(1).expect("day 1 exists");
-        *rows
-            .entry((currency.clone(), "month", month, campaign.clone(), amount))
-            .or_default() += gifts;
-        *rows
-            .entry((currency, "day", day, campaign, amount))
-            .or_default() += gifts;
+impl AmountRows {
+    pub fn of(delta: BTreeMap<AmountKey, [i64; 1]>) -> Self {
+        let mut rows: BTreeMap<(String, &str, NaiveDate, String, i64), i64> = BTreeMap::new();
+        for ((day, currency, campaign, amount), [gifts]) in delta {
+            let month = day.with_day(1).expect("day 1 exists");
+            *rows
+                .entry((currency.clone(), "month", month, campaign.clone(), amount))
+                .or_default() += gifts;
+            *rows
+                .entry((currency, "day", day, campaign, amount))
+                .or_default() += gifts;
+        }
+        rows.retain(|_, g| *g != 0);
+        let mut out = Self::default();
+        for ((currency, kind, start, campaign, amount), gifts) in rows {
+            out.currency.push(currency);
+            out.kind.push(kind.to_string());
+            out.start.push(start);
+            out.campaign.push(campaign);
+            out.amount.push(amount);
+            out.gifts.push(gifts);
+        }
+        out
     }
-    rows.retain(|_, g| *g != 0);
-    if rows.is_empty() {
-        return Ok(());
+
+    pub fn is_empty(&self) -> bool {
+        self.gifts.is_empty()
     }
-    let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![]);
-    // In key order, so concurrent transactions lock rows in one order.
-    for ((currency, kind, start, campaign, amount), gifts) in rows {
-        cols.0.push(currency);
-        cols.1.push(kind.to_string());
-        cols.2.push(start);
-        cols.3.push(campaign);
-        cols.4.push(amount);
-        cols.5.push(gifts);
-    }
-    let emptied = sqlx::query_scalar!(
-        r#"insert into gift_amounts (currency, period_kind, period_start, campaign, amount, slot, gifts)
-           select currency, period_kind, period_start, campaign, amount, $7, gifts
-           from unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::int8[], $6::int8[])
-                as d(currency, period_kind, period_start, campaign, amount, gifts)
-           on conflict (currency, period_kind, period_start, campaign, amount, slot) do update set
-               gifts = gift_amounts.gifts + excluded.gifts
-           returning gifts = 0 as "emptied!""#,
-        &cols.0,
-        &cols.1,
-        &cols.2,
-        &cols.3,
-        &cols.4,
-        &cols.5,
-        slot
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    if emptied.iter().any(|e| *e) {
+
+    /// Drops this difference's rows of `slot` that fell to nothing.
+    pub async fn drop_emptied(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        slot: i16,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query!(
             "delete from gift_amounts
              where slot = $1 and gifts = 0
                and (currency, period_kind, period_start, campaign, amount) in
                    (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::int8[]))",
             slot,
-            &cols.0,
-            &cols.1,
-            &cols.2,
-            &cols.3,
-            &cols.4
+            &self.currency,
+            &self.kind,
+            &self.start,
+            &self.campaign,
+            &self.amount
         )
         .execute(&mut **tx)
         .await?;
+        Ok(())
     }
-    Ok(())
 }
 
-/// Adds a difference of plan figures to `plan_days` (only events about plans have one).
-pub async fn add_plan_days(
-    tx: &mut Transaction<'_, Postgres>,
-    slot: i16,
-    delta: BTreeMap<PlanKey, PlanSums>,
-) -> Result<(), sqlx::Error> {
-    if delta.is_empty() {
-        return Ok(());
-    }
-    let mut cols = (vec![], vec![], vec![], [(); 3].map(|_| Vec::new()));
-    for ((day, currency, campaign), d) in delta {
-        cols.0.push(day);
-        cols.1.push(currency);
-        cols.2.push(campaign);
-        for (col, v) in cols.3.iter_mut().zip(d) {
-            col.push(v);
+/// A difference of plan figures as `plan_days` columns (only events about plans have one).
+#[derive(Debug, Default)]
+pub struct PlanRows {
+    pub day: Vec<NaiveDate>,
+    pub currency: Vec<String>,
+    pub campaign: Vec<String>,
+    /// active, mrr, cancellations
+    pub sums: [Vec<i64>; 3],
+}
+
+impl PlanRows {
+    pub fn of(delta: BTreeMap<PlanKey, PlanSums>) -> Self {
+        let mut out = Self::default();
+        for ((day, currency, campaign), d) in delta {
+            out.day.push(day);
+            out.currency.push(currency);
+            out.campaign.push(campaign);
+            for (col, v) in out.sums.iter_mut().zip(d) {
+                col.push(v);
+            }
         }
+        out
     }
-    let [active, mrr, cancellations] = &cols.3;
-    let emptied = sqlx::query_scalar!(
-        r#"insert into plan_days (day, currency, campaign, slot, active, mrr, cancellations)
-           select day, currency, campaign, $7, active, mrr, cancellations
-           from unnest($1::date[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
-                as d(day, currency, campaign, active, mrr, cancellations)
-           on conflict (currency, day, campaign, slot) do update set
-               active = plan_days.active + excluded.active,
-               mrr = plan_days.mrr + excluded.mrr,
-               cancellations = plan_days.cancellations + excluded.cancellations
-           returning (active = 0 and mrr = 0 and cancellations = 0) as "emptied!""#,
-        &cols.0,
-        &cols.1,
-        &cols.2,
-        active,
-        mrr,
-        cancellations,
-        slot
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    if emptied.iter().any(|e| *e) {
+
+    pub fn is_empty(&self) -> bool {
+        self.day.is_empty()
+    }
+
+    /// Drops this difference's rows of `slot` that fell to nothing.
+    pub async fn drop_emptied(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        slot: i16,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query!(
             "delete from plan_days
              where slot = $1 and active = 0 and mrr = 0 and cancellations = 0
                and (day, currency, campaign) in (select * from unnest($2::date[], $3::text[], $4::text[]))",
             slot,
-            &cols.0,
-            &cols.1,
-            &cols.2
+            &self.day,
+            &self.currency,
+            &self.campaign
         )
         .execute(&mut **tx)
         .await?;
+        Ok(())
     }
-    Ok(())
 }
 
 /// Brings the gaps of the donors the event touches up to date: one statement, which writes

@@ -26,9 +26,12 @@ pub async fn apply_all(
     bands: &Bands,
 ) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
-    aggregates::plan_once(tx).await?;
-    aggregates::lock(tx, &touched).await?;
-    let before = aggregates::contributions(tx, &touched, bands, tz).await?;
+    let had_figures = aggregates::lock(tx, &touched).await?;
+    let before = if had_figures {
+        aggregates::contributions(tx, &touched, bands, tz).await?
+    } else {
+        aggregates::Contributions::default()
+    };
     // A one-time payment often has no Stripe customer (Checkout creates one only when asked):
     // its gift joins the donor the same event names by email.
     let donor_email = touched.emails.first().map(String::as_str);
@@ -220,93 +223,76 @@ async fn record_plan(tx: &mut Tx<'_>, p: &PlanFact) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Merges a one-time payment into the gift it belongs to (by gift id, session or payment
+/// intent), or, when there is none, records it as a gift of its own: it began outside our
+/// checkout (or our row is gone). Nothing is kept of a session that expired or is still unpaid
+/// without a payment. One statement: the found gift is locked, updated or else inserted.
 async fn record_payment(
     tx: &mut Tx<'_>,
     p: &PaymentFact,
     donor_email: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    let existing: Option<Uuid> = sqlx::query_scalar!(
-        "select id from gifts
-         where id = $1 or checkout_session_id = $2 or payment_intent_id = $3
-         order by coalesce(id = $1, false) desc
-         limit 1
-         for update",
+    let paid = p.state == GiftState::Paid;
+    let insertable = p.payment_intent_id.is_some()
+        && matches!(
+            p.state,
+            GiftState::Paid | GiftState::Pending | GiftState::Failed
+        );
+    sqlx::query!(
+        "with existing as (
+             select id from gifts
+             where id = $1 or checkout_session_id = $2 or payment_intent_id = $3
+             order by coalesce(id = $1, false) desc
+             limit 1
+             for update
+         ),
+         donor as (
+             select coalesce((select donor_id from donor_customers where customer_id = $8),
+                             (select id from donors where email = $11)) as id
+         ),
+         updated as (
+             update gifts set
+                 checkout_session_id = coalesce(checkout_session_id, $2),
+                 payment_intent_id = coalesce(payment_intent_id, $3),
+                 state = case when gift_state_rank($4) > gift_state_rank(state) then $4 else state end,
+                 amount = case when $5 then $6 else amount end,
+                 currency = case when $5 then $7 else currency end,
+                 customer_id = coalesce(customer_id, $8),
+                 donor_id = coalesce(gifts.donor_id, (select id from donor)),
+                 paid_at = case when $5 then least(paid_at, $9) else paid_at end,
+                 campaign = coalesce(campaign, $10),
+                 updated_at = now()
+             from existing where gifts.id = existing.id
+         )
+         insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
+                            payment_intent_id, customer_id, donor_id, paid_at)
+         select coalesce($1, $12), $4, $6, $7, 'once', $13, $10, $2, $3, $8, (select id from donor),
+                case when $5 then $9 end
+         where $14 and not exists (select 1 from existing)
+         on conflict (payment_intent_id) do update set
+             checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
+             donor_id = coalesce(gifts.donor_id, excluded.donor_id),
+             state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
+                          then excluded.state else gifts.state end,
+             paid_at = least(gifts.paid_at, excluded.paid_at),
+             updated_at = now()",
         p.gift_id,
         p.session_id,
-        p.payment_intent_id
+        p.payment_intent_id,
+        p.state.as_str(),
+        paid,
+        p.amount,
+        p.currency,
+        p.customer_id,
+        p.at,
+        p.campaign,
+        donor_email,
+        Uuid::new_v4(),
+        if p.gift_id.is_some() { "checkout" } else { "stripe" },
+        insertable,
     )
-    .fetch_optional(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    let paid = p.state == GiftState::Paid;
-    match existing {
-        Some(id) => {
-            sqlx::query!(
-                "update gifts set
-                     checkout_session_id = coalesce(checkout_session_id, $2),
-                     payment_intent_id = coalesce(payment_intent_id, $3),
-                     state = case when gift_state_rank($4) > gift_state_rank(state) then $4 else state end,
-                     amount = case when $5 then $6 else amount end,
-                     currency = case when $5 then $7 else currency end,
-                     customer_id = coalesce(customer_id, $8),
-                     donor_id = coalesce(donor_id, (select donor_id from donor_customers where customer_id = $8),
-                                         (select id from donors where email = $11)),
-                     paid_at = case when $5 then least(paid_at, $9) else paid_at end,
-                     campaign = coalesce(campaign, $10),
-                     updated_at = now()
-                 where id = $1",
-                id,
-                p.session_id,
-                p.payment_intent_id,
-                p.state.as_str(),
-                paid,
-                p.amount,
-                p.currency,
-                p.customer_id,
-                p.at,
-                p.campaign,
-                donor_email,
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        // A payment we have no row for: it began outside our checkout (or our row is gone).
-        // Nothing to keep of a session that expired or is still unpaid without a payment.
-        None if p.payment_intent_id.is_some()
-            && matches!(
-                p.state,
-                GiftState::Paid | GiftState::Pending | GiftState::Failed
-            ) =>
-        {
-            sqlx::query!(
-                "insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
-                                    payment_intent_id, customer_id, donor_id, paid_at)
-                 values ($1, $2, $3, $4, 'once', $5, $6, $7, $8, $9,
-                         coalesce((select donor_id from donor_customers where customer_id = $9),
-                                  (select id from donors where email = $11)), $10)
-                 on conflict (payment_intent_id) do update set
-                     checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
-                     donor_id = coalesce(gifts.donor_id, excluded.donor_id),
-                     state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
-                                  then excluded.state else gifts.state end,
-                     paid_at = least(gifts.paid_at, excluded.paid_at),
-                     updated_at = now()",
-                p.gift_id.unwrap_or_else(Uuid::new_v4),
-                p.state.as_str(),
-                p.amount,
-                p.currency,
-                if p.gift_id.is_some() { "checkout" } else { "stripe" },
-                p.campaign,
-                p.session_id,
-                p.payment_intent_id,
-                p.customer_id,
-                if paid { Some(p.at) } else { None },
-                donor_email,
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        None => {}
-    }
     Ok(())
 }
 
