@@ -225,22 +225,6 @@ pub async fn summarize(
     config: &Config,
 ) -> Result<Summary, sqlx::Error> {
     let tz = config.report_time_zone.as_str();
-    let rows = sqlx::query!(
-        r#"select day as "day!", kind as "kind!",
-                  sum(gross)::int8 as "gross!", sum(gifts)::int8 as "gifts!", sum(refunded)::int8 as "refunded!",
-                  sum(disputed)::int8 as "disputed!", sum(fees)::int8 as "fees!"
-           from daily_totals
-           where currency = $1 and day between $2 and $3 and ($4::text is null or campaign = $4)
-           group by day, kind
-           order by day"#,
-        p.currency.as_str(),
-        p.from,
-        p.to,
-        p.campaign.as_ref().map(|c| c.as_str()),
-    )
-    .fetch_all(db)
-    .await?;
-
     // Every period of the range appears, empty ones included, so a chart has no gaps.
     let mut periods: Vec<Period> = Vec::new();
     let mut start = p.interval.start_of(p.from);
@@ -255,6 +239,40 @@ pub async fn summarize(
         });
         start = next(p.interval, start);
     }
+    let starts: Vec<NaiveDate> = periods.iter().map(|x| x.start).collect();
+    // The reads are independent: each on a connection of its own, at once. Donor figures are
+    // kept for the whole newsroom, so a campaign's summary has none.
+    let whole = p.campaign.is_none();
+    let (rows, medians, plans, donors, range, retention) = tokio::try_join!(
+        daily_rows(db, p),
+        medians(db, p),
+        plans(db, p, &starts),
+        async {
+            match whole {
+                true => donor_figures(db, p, config, &starts).await.map(Some),
+                false => Ok(None),
+            }
+        },
+        async {
+            match whole {
+                true => range_donors(db, p).await.map(Some),
+                false => Ok(None),
+            }
+        },
+        async {
+            match whole {
+                true => retention(db, p).await,
+                false => Ok(Vec::new()),
+            }
+        },
+    )?;
+    let mut donors = donors.map(Vec::into_iter);
+    for (period, plan) in periods.iter_mut().zip(plans) {
+        period.plans = plan;
+        period.donor_figures = donors.as_mut().and_then(Iterator::next);
+        period.median_gift = medians.get(&Some(period.start)).copied();
+    }
+    let (total_donors, total_new_donors) = range.unzip();
     let mut total = Figures::default();
     for r in rows {
         let at = p.interval.start_of(r.day);
@@ -269,23 +287,6 @@ pub async fn summarize(
         period.average_gift =
             (period.figures.gifts > 0).then(|| period.figures.gross / period.figures.gifts);
     }
-    let medians = medians(db, p).await?;
-    for period in &mut periods {
-        period.median_gift = medians.get(&Some(period.start)).copied();
-    }
-    plans(db, p, &mut periods).await?;
-    let (total_donors, total_new_donors) = if p.campaign.is_none() {
-        donor_figures(db, p, config, &mut periods).await?;
-        let (donors, new) = range_donors(db, p).await?;
-        (Some(donors), Some(new))
-    } else {
-        (None, None)
-    };
-    let retention = if p.campaign.is_none() {
-        retention(db, p).await?
-    } else {
-        Vec::new()
-    };
     Ok(Summary {
         currency: p.currency.to_string(),
         time_zone: tz.to_string(),
@@ -301,6 +302,36 @@ pub async fn summarize(
         total_median_gift: medians.get(&None).copied(),
         retention,
     })
+}
+
+struct DailyRow {
+    day: NaiveDate,
+    kind: String,
+    gross: i64,
+    gifts: i64,
+    refunded: i64,
+    disputed: i64,
+    fees: i64,
+}
+
+/// The kept daily money of the range, by day and kind.
+async fn daily_rows(db: &PgPool, p: &SummaryParams) -> Result<Vec<DailyRow>, sqlx::Error> {
+    sqlx::query_as!(
+        DailyRow,
+        r#"select day as "day!", kind as "kind!",
+                  sum(gross)::int8 as "gross!", sum(gifts)::int8 as "gifts!", sum(refunded)::int8 as "refunded!",
+                  sum(disputed)::int8 as "disputed!", sum(fees)::int8 as "fees!"
+           from daily_totals
+           where currency = $1 and day between $2 and $3 and ($4::text is null or campaign = $4)
+           group by day, kind
+           order by day"#,
+        p.currency.as_str(),
+        p.from,
+        p.to,
+        p.campaign.as_ref().map(|c| c.as_str()),
+    )
+    .fetch_all(db)
+    .await
 }
 
 fn interval_name(i: Interval) -> &'static str {
@@ -376,9 +407,13 @@ fn median(by_amount: &BTreeMap<i64, i64>) -> Option<i64> {
 
 /// Active plans and MRR at each period's end, and cancellations in it, from the kept
 /// per-day starts and cancellations.
-async fn plans(db: &PgPool, p: &SummaryParams, periods: &mut [Period]) -> Result<(), sqlx::Error> {
+async fn plans(
+    db: &PgPool,
+    p: &SummaryParams,
+    starts: &[NaiveDate],
+) -> Result<Vec<PlanFigures>, sqlx::Error> {
     let finish = |start: NaiveDate| next(p.interval, start).min(p.to + chrono::Duration::days(1));
-    let until = periods.last().map_or(p.to, |x| finish(x.start));
+    let until = starts.last().map_or(p.to, |x| finish(*x));
     let days = sqlx::query!(
         r#"select day as "day!", sum(active)::int8 as "active!", sum(mrr)::int8 as "mrr!",
                   sum(cancellations)::int8 as "cancellations!"
@@ -391,27 +426,29 @@ async fn plans(db: &PgPool, p: &SummaryParams, periods: &mut [Period]) -> Result
     )
     .fetch_all(db)
     .await?;
-    for period in periods.iter_mut() {
-        let end = finish(period.start);
-        let mut f = PlanFigures::default();
-        for d in days.iter().filter(|d| d.day < end) {
-            f.active_plans += d.active;
-            f.mrr += d.mrr;
-            if d.day >= period.start {
-                f.cancellations += d.cancellations;
+    Ok(starts
+        .iter()
+        .map(|&start| {
+            let end = finish(start);
+            let mut f = PlanFigures::default();
+            for d in days.iter().filter(|d| d.day < end) {
+                f.active_plans += d.active;
+                f.mrr += d.mrr;
+                if d.day >= start {
+                    f.cancellations += d.cancellations;
+                }
             }
-        }
-        period.plans = f;
-    }
-    Ok(())
+            f
+        })
+        .collect())
 }
 
 async fn donor_figures(
     db: &PgPool,
     p: &SummaryParams,
     config: &Config,
-    periods: &mut [Period],
-) -> Result<(), sqlx::Error> {
+    starts: &[NaiveDate],
+) -> Result<Vec<DonorFigures>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select period_start, band, small, donors, gifts, net, new_donors
            from period_donor_totals
@@ -423,7 +460,8 @@ async fn donor_figures(
     )
     .fetch_all(db)
     .await?;
-    for period in periods.iter_mut() {
+    let mut out = Vec::with_capacity(starts.len());
+    for &start in starts {
         let mut f = DonorFigures {
             bands: config
                 .donor_bands
@@ -438,7 +476,7 @@ async fn donor_figures(
                 .collect(),
             ..DonorFigures::default()
         };
-        for r in rows.iter().filter(|r| r.period_start == period.start) {
+        for r in rows.iter().filter(|r| r.period_start == start) {
             f.donors += r.donors;
             f.new_donors += r.new_donors;
             if r.small {
@@ -459,9 +497,9 @@ async fn donor_figures(
                 0.0
             };
         }
-        period.donor_figures = Some(f);
+        out.push(f);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Unique donors with a paid gift in the range, and those whose first gift ever is in it.
