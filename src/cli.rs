@@ -464,9 +464,13 @@ impl Cli {
                 command: FeesCommand::Settle,
             } => {
                 let state = crate::startup::cli_state(config).await?;
-                let n =
-                    crate::gifts::fees::settle_pending(&state, 10_000, std::time::Duration::ZERO)
-                        .await?;
+                let n = crate::gifts::fees::settle_pending(
+                    &state,
+                    10_000,
+                    std::time::Duration::ZERO,
+                    None,
+                )
+                .await?;
                 println!("fees filled in for {n} gifts");
             }
         }
