@@ -120,17 +120,19 @@ async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeE
 }
 
 /// The pass `serve` runs every few minutes.
-/// How far back the periodic pass looks for gifts without a fee (bank debits settle within
-/// days; a fee still unknown after a month is a case for `chipin fees settle`).
-const RECENT_DAYS: i64 = 30;
+/// How far back the periodic pass looks for gifts without a fee (a card's fee is known when
+/// it is charged, a bank debit's when it succeeds; one still unknown after that is a case for
+/// `chipin fees settle`).
+const RECENT_DAYS: i64 = 3;
 
 pub async fn run_periodically(state: AppState, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        // The last month only: every gift of a large ledger checked each pass took a minute
-        // of both cores at ten million gifts. `chipin fees settle` looks at all of them.
+        // The last days only: every gift of a large ledger checked each pass took a minute of
+        // both cores at ten million gifts (a month's, two seconds). `chipin fees settle` looks
+        // at all of them; `stripe sync` and reconciliation find a charge that never came.
         let since = chrono::Utc::now() - chrono::Duration::days(RECENT_DAYS);
         match settle_pending(&state, 200, std::time::Duration::from_secs(60), Some(since)).await {
             Ok(0) => {}

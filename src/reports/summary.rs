@@ -346,7 +346,8 @@ fn interval_name(i: Interval) -> &'static str {
 /// The median paid gift per period (key `Some(start)`) and over the range (key `None`), with
 /// `percentile_disc(0.5)`'s meaning: the smallest amount with at least half the gifts at or
 /// under it. Read from the kept counts by amount: whole months where a month lies in one
-/// period and inside the range, days elsewhere.
+/// period and inside the range, days elsewhere (the days before the first whole month and
+/// after the last, as two ranges the index can seek, not a year of days filtered out).
 async fn medians(
     db: &PgPool,
     p: &SummaryParams,
@@ -371,8 +372,8 @@ async fn medians(
            from gift_amounts
            where currency = $1 and ($6::text is null or campaign = $6)
              and ((period_kind = 'month' and period_start >= $4 and period_start < $5)
-                  or (period_kind = 'day' and period_start between $2 and $3
-                      and not (period_start >= $4 and period_start < $5)))
+                  or (period_kind = 'day' and period_start >= $2 and period_start < least($4::date, $3::date + 1))
+                  or (period_kind = 'day' and period_start >= greatest($5::date, $2::date) and period_start <= $3))
            group by 1, 2"#,
         p.currency.as_str(),
         p.from,

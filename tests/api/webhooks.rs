@@ -1173,7 +1173,7 @@ async fn fees_missing_because_no_charge_event_came_are_filled_in_by_settle(
         ("STRIPE_API_BASE", g.standin.base_url()),
         ("STRIPE_WEBHOOK_SECRET", g.standin.secret().to_string()),
     ];
-    // The pass `serve` runs every five minutes looks at the last month only (a full ledger's
+    // The pass `serve` runs every five minutes looks at the last days only (a full ledger's
     // worth took a minute at ten million gifts): a gift paid 40 days ago waits for the command.
     sqlx::query(
         "update gifts set paid_at = now() - interval '40 days' where frequency = 'monthly'",
