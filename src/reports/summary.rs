@@ -368,13 +368,12 @@ async fn medians(
         Interval::Day | Interval::Week => (p.from, p.from),
     };
     let rows = sqlx::query!(
-        r#"select period_start as "start!", amount as "amount!", sum(gifts)::int8 as "gifts!"
+        r#"select period_start as "start!", amount as "amount!", gifts as "gifts!"
            from gift_amounts
            where currency = $1 and ($6::text is null or campaign = $6)
              and ((period_kind = 'month' and period_start >= $4 and period_start < $5)
                   or (period_kind = 'day' and period_start >= $2 and period_start < least($4::date, $3::date + 1))
-                  or (period_kind = 'day' and period_start >= greatest($5::date, $2::date) and period_start <= $3))
-           group by 1, 2"#,
+                  or (period_kind = 'day' and period_start >= greatest($5::date, $2::date) and period_start <= $3))"#,
         p.currency.as_str(),
         p.from,
         p.to,
@@ -384,6 +383,7 @@ async fn medians(
     )
     .fetch_all(db)
     .await?;
+    // Summed here, not grouped in SQL: the sort a grouping needed took longer than the read.
     let mut counts: HashMap<Option<NaiveDate>, BTreeMap<i64, i64>> = HashMap::new();
     for r in rows {
         for key in [Some(p.interval.start_of(r.start)), None] {
