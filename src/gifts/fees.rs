@@ -119,12 +119,12 @@ async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeE
     Ok(true)
 }
 
-/// The pass `serve` runs every few minutes.
 /// How far back the periodic pass looks for gifts without a fee (a card's fee is known when
 /// it is charged, a bank debit's when it succeeds; one still unknown after that is a case for
 /// `chipin fees settle`).
 const RECENT_DAYS: i64 = 3;
 
+/// The pass `serve` runs every few minutes.
 pub async fn run_periodically(state: AppState, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
