@@ -248,21 +248,24 @@ pub async fn summarize(
         medians(db, p),
         plans(db, p, &starts),
         async {
-            match whole {
-                true => donor_figures(db, p, config, &starts).await.map(Some),
-                false => Ok(None),
+            if whole {
+                donor_figures(db, p, config, &starts).await.map(Some)
+            } else {
+                Ok(None)
             }
         },
         async {
-            match whole {
-                true => range_donors(db, p).await.map(Some),
-                false => Ok(None),
+            if whole {
+                range_donors(db, p).await.map(Some)
+            } else {
+                Ok(None)
             }
         },
         async {
-            match whole {
-                true => retention(db, p).await,
-                false => Ok(Vec::new()),
+            if whole {
+                retention(db, p).await
+            } else {
+                Ok(Vec::new())
             }
         },
     )?;
