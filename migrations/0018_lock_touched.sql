@@ -10,19 +10,24 @@ create function lock_touched(keys text[], pis text[], invoices text[], sessions 
                              subscriptions text[])
 returns boolean
 language plpgsql as $$
+declare
+    donors uuid[];
 begin
     -- The contribution reads that follow are inlined SQL functions whose custom plans took
     -- ten times longer to make than to run: one generic plan each per connection.
     perform set_config('plan_cache_mode', 'force_generic_plan', true);
     -- unnest yields the keys in order, and each row's lock is taken as it is read.
     perform pg_advisory_xact_lock(hashtextextended(k, 7)) from unnest(keys) as k;
+    -- Found once the first locks are held, then both locked and checked for figures.
+    donors := array(select distinct donor_id
+                    from touched_donors(pis, invoices, sessions, gift_ids, customers, emails));
     perform pg_advisory_xact_lock(hashtextextended(k, 7))
     from (select distinct k from (
               select 'payment:' || payment_intent_id as k from gifts
               where payment_intent_id is not null
                 and (invoice_id = any(invoices) or checkout_session_id = any(sessions) or id = any(gift_ids))
               union all
-              select 'donor:' || donor_id from touched_donors(pis, invoices, sessions, gift_ids, customers, emails)) found
+              select 'donor:' || d from unnest(donors) as d) found
           where k is not null and not (k = any(keys))
           order by 1) linked;
     -- Figures come only from paid gifts (and the refunds and disputes of paid gifts) reached by
@@ -31,8 +36,7 @@ begin
                    where state = 'paid'
                      and (payment_intent_id = any(pis) or invoice_id = any(invoices)
                           or checkout_session_id = any(sessions) or id = any(gift_ids)))
-        or exists (select 1 from touched_donors(pis, invoices, sessions, gift_ids, customers, emails) t
-                   join gifts g on g.donor_id = t.donor_id and g.state = 'paid')
+        or exists (select 1 from gifts where donor_id = any(donors) and state = 'paid')
         or exists (select 1 from plans where subscription_id = any(subscriptions));
 end
 $$;

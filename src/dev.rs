@@ -145,15 +145,13 @@ pub async fn seed(db: &PgPool, gifts: i64, bands: &Bands, tz: &str) -> Result<Se
     .await?;
     steps.done("donors and plans");
     // Gift ids: this run's prefix and a counter, so that they ascend like the other keys.
-    let id = |counter: &str| {
-        format!(
-            "('{}-{}-4{}-8{}-' || lpad(to_hex({counter}), 12, '0'))::uuid",
-            &tag,
-            &format!("{:04x}", rand::random::<u16>()),
-            &format!("{:03x}", rand::random::<u16>() & 0xfff),
-            &format!("{:03x}", rand::random::<u16>() & 0xfff),
-        )
-    };
+    let id_prefix = format!(
+        "{tag}-{:04x}-4{:03x}-8{:03x}-",
+        rand::random::<u16>(),
+        rand::random::<u16>() & 0xfff,
+        rand::random::<u16>() & 0xfff
+    );
+    let id = |counter: &str| format!("('{id_prefix}' || lpad(to_hex({counter}), 12, '0'))::uuid");
     // One-time gifts: whole dollars as the donation form takes them, log-normal (median $25,
     // sigma 0.9), random donors and days.
     run(

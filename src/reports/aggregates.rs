@@ -326,34 +326,47 @@ pub async fn add_difference(
     )
     .fetch_one(&mut **tx)
     .await?;
-    if emptied.daily {
+    if emptied.daily || emptied.amounts || emptied.plans || emptied.donors {
+        // Only the tables that had such a row, each by the keys this difference wrote.
         sqlx::query!(
-            "delete from daily_totals
-             where slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
-               and (day, currency, campaign, kind) in
-                   (select * from unnest($2::date[], $3::text[], $4::text[], $5::text[]))",
+            "with daily as (
+                 delete from daily_totals
+                 where $2 and slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
+                   and (day, currency, campaign, kind) in
+                       (select * from unnest($6::date[], $7::text[], $8::text[], $9::text[]))
+             ),
+             amounts as (
+                 delete from gift_amounts
+                 where $3 and slot = $1 and gifts = 0
+                   and (currency, period_kind, period_start, campaign, amount) in
+                       (select * from unnest($10::text[], $11::text[], $12::date[], $13::text[], $14::int8[]))
+             ),
+             plans as (
+                 delete from plan_days
+                 where $4 and slot = $1 and active = 0 and mrr = 0 and cancellations = 0
+                   and (day, currency, campaign) in (select * from unnest($15::date[], $16::text[], $17::text[]))
+             )
+             delete from period_donor_totals
+             where $5 and slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
+               and (currency, period_kind, period_start, band, small) in
+                   (select * from unnest($18::text[], $19::text[], $20::date[], $21::text[], $22::bool[]))",
             slot,
+            emptied.daily,
+            emptied.amounts,
+            emptied.plans,
+            emptied.donors,
             &daily.0,
             &daily.1,
             &daily.2,
-            &daily.3
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    if emptied.amounts {
-        amounts.drop_emptied(tx, slot).await?;
-    }
-    if emptied.plans {
-        plans.drop_emptied(tx, slot).await?;
-    }
-    if emptied.donors {
-        sqlx::query!(
-            "delete from period_donor_totals
-             where slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
-               and (currency, period_kind, period_start, band, small) in
-                   (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::bool[]))",
-            slot,
+            &daily.3,
+            &amounts.currency,
+            &amounts.kind,
+            &amounts.start,
+            &amounts.campaign,
+            &amounts.amount,
+            &plans.day,
+            &plans.currency,
+            &plans.campaign,
             &donors.0,
             &donors.1,
             &donors.2,

@@ -65,29 +65,6 @@ impl AmountRows {
     pub fn is_empty(&self) -> bool {
         self.gifts.is_empty()
     }
-
-    /// Drops this difference's rows of `slot` that fell to nothing.
-    pub async fn drop_emptied(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        slot: i16,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query!(
-            "delete from gift_amounts
-             where slot = $1 and gifts = 0
-               and (currency, period_kind, period_start, campaign, amount) in
-                   (select * from unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::int8[]))",
-            slot,
-            &self.currency,
-            &self.kind,
-            &self.start,
-            &self.campaign,
-            &self.amount
-        )
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
 }
 
 /// A difference of plan figures as `plan_days` columns (only events about plans have one).
@@ -116,26 +93,6 @@ impl PlanRows {
 
     pub fn is_empty(&self) -> bool {
         self.day.is_empty()
-    }
-
-    /// Drops this difference's rows of `slot` that fell to nothing.
-    pub async fn drop_emptied(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        slot: i16,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query!(
-            "delete from plan_days
-             where slot = $1 and active = 0 and mrr = 0 and cancellations = 0
-               and (day, currency, campaign) in (select * from unnest($2::date[], $3::text[], $4::text[]))",
-            slot,
-            &self.day,
-            &self.currency,
-            &self.campaign
-        )
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 }
 
