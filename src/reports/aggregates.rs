@@ -4,15 +4,16 @@
 //!
 //! How it stays exact: the transaction first locks the payments its event touches (advisory
 //! locks on their Stripe ids, in sorted order), reads what those payments contribute to the
-//! totals (`ledger_contributions`), applies the event, reads the contributions again, and
+//! totals (`contributions`), applies the event, reads the contributions again, and
 //! adds the difference. Two events about one payment therefore never count it twice, and the
 //! kept rows equal a rebuild from scratch (tests check this after shuffled gift lives).
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use sqlx::{Postgres, Transaction};
 
+pub use super::contributions::{Bands, Contributions};
+use super::contributions::{Activity, PaidGift, Plan, Rows, Taken};
 use super::kept;
 
 /// The Stripe and ledger keys an event's facts touched.
@@ -37,11 +38,6 @@ impl Touched {
             && self.gift_ids.is_empty()
     }
 }
-
-type Key = (NaiveDate, String, String, String);
-
-/// gross, gifts, refunded, disputed, fees
-type Sums = [i64; 5];
 
 /// Serializes transactions about the same payments, donor links, plans and donors until they
 /// commit, and says whether anything touched had figures before the event (if not, the
@@ -85,46 +81,76 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<boo
     .await
 }
 
-/// What the payments and donors an event touches add to the kept totals at one moment.
-#[derive(Debug, Default)]
-pub struct Contributions {
-    daily: BTreeMap<Key, Sums>,
-    donors: BTreeMap<DonorKey, DonorSums>,
-    /// Paid gifts by day, currency, campaign and amount (the median's histogram).
-    amounts: BTreeMap<kept::AmountKey, [i64; 1]>,
-    plans: BTreeMap<kept::PlanKey, kept::PlanSums>,
-}
-
-/// Reads, in one statement, what the touched payments add to the daily totals (and to the
-/// gift amounts), what their donors (and the donors the event links by customer or email) add
-/// to the donor figures, and what the touched subscriptions' plans add to the plan days. An
-/// event only ever adds donors to gifts and links, so the donors found after it include those
-/// found before. (The donors are found once, in a materialized CTE joined laterally: a
-/// subquery as a function argument would stop Postgres from inlining the function, which then
-/// scans every gift, and an inlined subquery would be run again in each of its branches.)
+/// Reads, in one statement, the ledger rows behind what the event touches: the paid gifts its
+/// keys reach (with their first charge's fee) and the refunds and lost disputes of those, the
+/// giving of the donors it touches (their paid gifts and what was taken back from them) and
+/// their kept gaps, and the touched subscriptions' plans; then computes what they contribute
+/// to each kept figure (`contributions`). An event only ever adds donors to gifts and links,
+/// so the donors found after it include those found before. Refunds and disputes are probed
+/// by payment intent (`offset 0` keeps each a per-row index probe in the generic plan).
 pub async fn contributions(
     tx: &mut Transaction<'_, Postgres>,
     t: &Touched,
     bands: &Bands,
     tz: &str,
 ) -> Result<Contributions, sqlx::Error> {
-    let mut out = Contributions::default();
-    // Each row: which figures, then its key (day or period start, currency, campaign or
-    // period kind, kind or band, small) and its sums in the order of that figure's type.
-    let rows = sqlx::query!(
+    let read = sqlx::query!(
         r#"with touched as materialized (
                select array(select distinct donor_id from touched_donors($2, $3, $4, $5, $6, $7)) as ids
+           ),
+           reached as materialized (
+               select payment_intent_id, paid_at, currency, coalesce(campaign, '') as campaign,
+                      frequency = 'once' as once, amount
+               from gifts
+               where state = 'paid'
+                 and (payment_intent_id = any($2) or invoice_id = any($3)
+                      or checkout_session_id = any($4) or id = any($5))
+           ),
+           given as materialized (
+               select g.donor_id, g.payment_intent_id, g.paid_at, g.currency, g.amount
+               from touched, gifts g
+               where g.state = 'paid' and g.donor_id = any(touched.ids)
            )
-           select 'daily' as "what!", day as "day!", currency as "currency!", campaign as "a!", kind as "b!",
-                  false as "small!", array[gross, gifts, refunded, disputed, fees] as "sums!"
-           from ledger_contributions($1, false, $2, $3, $4, $5)
+           select 'gift' as "what!", (g.paid_at at time zone $1)::date as "day?", null::date as "until?",
+                  g.currency as "currency!", g.campaign as "campaign!", g.once as "flag!", g.amount as "amount!",
+                  coalesce((select c.fee from charges c where c.payment_intent_id = g.payment_intent_id
+                            order by c.created, c.charge_id limit 1), 0) as "fee!",
+                  null::uuid as "donor?"
+           from reached g
            union all
-           select 'donors', period_start, currency, period_kind, band, small,
-                  array[donors, gifts, net, new_donors]
-           from touched, lateral donor_contributions($1, false, touched.ids, $8, $9, $10)
+           select 'refunded', (r.created at time zone $1)::date, null, r.currency, g.campaign, g.once, r.amount, 0, null
+           from reached g
+           cross join lateral (select * from refunds r
+                               where r.payment_intent_id = g.payment_intent_id and r.status = 'succeeded'
+                               offset 0) r
            union all
-           select 'plans', day, currency, campaign, '', false, array[active, mrr, cancellations]
-           from plan_contributions($1, false, $11)"#,
+           select 'disputed', (d.status_at at time zone $1)::date, null, d.currency, g.campaign, g.once, d.amount, 0, null
+           from reached g
+           cross join lateral (select * from disputes d
+                               where d.payment_intent_id = g.payment_intent_id and d.status = 'lost'
+                               offset 0) d
+           union all
+           select 'given', (g.paid_at at time zone $1)::date, null, g.currency, '', true, g.amount, 0, g.donor_id
+           from given g
+           union all
+           select 'taken', (r.created at time zone $1)::date, null, r.currency, '', false, -r.amount, 0, g.donor_id
+           from given g
+           cross join lateral (select * from refunds r
+                               where r.payment_intent_id = g.payment_intent_id and r.status = 'succeeded'
+                               offset 0) r
+           union all
+           select 'taken', (d.status_at at time zone $1)::date, null, d.currency, '', false, -d.amount, 0, g.donor_id
+           from given g
+           cross join lateral (select * from disputes d
+                               where d.payment_intent_id = g.payment_intent_id and d.status = 'lost'
+                               offset 0) d
+           union all
+           select 'plan', (started_at at time zone $1)::date, (canceled_at at time zone $1)::date, currency,
+                  coalesce(campaign, ''), interval = 'year', amount, 0, null
+           from plans where subscription_id = any($8)
+           union all
+           select 'gap', g.after_day, g.before_day, g.currency, '', false, 0, 0, g.donor_id
+           from touched, donor_gaps g where g.donor_id = any(touched.ids)"#,
         tz,
         &t.payment_intents,
         &t.invoices,
@@ -132,44 +158,67 @@ pub async fn contributions(
         &t.gift_ids,
         &t.customers,
         &t.emails,
-        &bands.floors,
-        &bands.names,
-        bands.threshold,
         &t.subscriptions
     )
     .fetch_all(&mut **tx)
     .await?;
-    fn add<const N: usize>(into: &mut [i64; N], sums: &[i64]) {
-        for (slot, v) in into.iter_mut().zip(sums) {
-            *slot += v;
-        }
-    }
-    for r in rows {
-        match r.what.as_str() {
-            "daily" => {
-                // A paid gift's own row: its amount goes into the histogram, read here for free.
-                if r.sums[1] == 1 {
-                    let key = (r.day, r.currency.clone(), r.a.clone(), r.sums[0]);
-                    out.amounts.entry(key).or_default()[0] += 1;
-                }
-                add(
-                    out.daily.entry((r.day, r.currency, r.a, r.b)).or_default(),
-                    &r.sums,
-                );
+    let mut rows = Rows::default();
+    for r in read {
+        let (Some(day), donor) = (r.day, r.donor) else {
+            // A plan not started yet: only its cancellation counts.
+            if r.what == "plan" {
+                rows.plans.push(Plan {
+                    started: None,
+                    canceled: r.until,
+                    currency: r.currency,
+                    campaign: r.campaign,
+                    yearly: r.flag,
+                    amount: r.amount,
+                });
             }
-            "donors" => add(
-                out.donors
-                    .entry((r.currency, r.a, r.day, r.b, r.small))
-                    .or_default(),
-                &r.sums,
-            ),
-            _ => add(
-                out.plans.entry((r.day, r.currency, r.a)).or_default(),
-                &r.sums,
-            ),
+            continue;
+        };
+        match (r.what.as_str(), donor) {
+            ("gift", _) => rows.gifts.push(PaidGift {
+                day,
+                currency: r.currency,
+                campaign: r.campaign,
+                once: r.flag,
+                amount: r.amount,
+                fee: r.fee,
+            }),
+            (what @ ("refunded" | "disputed"), _) => rows.taken.push(Taken {
+                day,
+                currency: r.currency,
+                campaign: r.campaign,
+                once: r.flag,
+                amount: r.amount,
+                disputed: what == "disputed",
+            }),
+            ("plan", _) => rows.plans.push(Plan {
+                started: Some(day),
+                canceled: r.until,
+                currency: r.currency,
+                campaign: r.campaign,
+                yearly: r.flag,
+                amount: r.amount,
+            }),
+            ("gap", Some(donor)) => {
+                if let Some(until) = r.until {
+                    rows.kept_gaps.insert((donor, r.currency, day, until));
+                }
+            }
+            (_, Some(donor)) => rows.activity.push(Activity {
+                donor,
+                currency: r.currency,
+                day,
+                gift: r.flag,
+                net: r.amount,
+            }),
+            _ => {}
         }
     }
-    Ok(out)
+    Ok(Contributions::of(rows, bands))
 }
 
 /// `after - before`, key by key, leaving out keys that did not move.
@@ -233,7 +282,16 @@ pub async fn add_difference(
     }
     let amounts = kept::AmountRows::of(difference(before.amounts, after.amounts));
     let plans = kept::PlanRows::of(difference(before.plans, after.plans));
-    if daily.0.is_empty() && donors.0.is_empty() && amounts.is_empty() && plans.is_empty() {
+    // Gaps are not sums: the touched donors' gaps as kept now give way to those their gifts make.
+    let gone = kept::GapRows::of(after.kept_gaps.difference(&after.gaps));
+    let new = kept::GapRows::of(after.gaps.difference(&after.kept_gaps));
+    if daily.0.is_empty()
+        && donors.0.is_empty()
+        && amounts.is_empty()
+        && plans.is_empty()
+        && gone.is_empty()
+        && new.is_empty()
+    {
         return Ok(());
     }
     let [gross, gifts, refunded, disputed, fees] = &daily.4;
@@ -287,6 +345,15 @@ pub async fn add_difference(
                    net = period_donor_totals.net + excluded.net,
                    new_donors = period_donor_totals.new_donors + excluded.new_donors
                returning (donors = 0 and gifts = 0 and net = 0 and new_donors = 0) as emptied
+           ),
+           gaps_gone as (
+               delete from donor_gaps g
+               using unnest($32::uuid[], $33::text[], $34::date[], $35::date[]) as x(donor_id, currency, after_day, before_day)
+               where (g.donor_id, g.currency, g.after_day, g.before_day) = (x.donor_id, x.currency, x.after_day, x.before_day)
+           ),
+           gaps_new as (
+               insert into donor_gaps (donor_id, currency, after_day, before_day)
+               select * from unnest($36::uuid[], $37::text[], $38::date[], $39::date[])
            )
            select (select coalesce(bool_or(emptied), false) from daily) as "daily!",
                   (select coalesce(bool_or(emptied), false) from amounts) as "amounts!",
@@ -322,7 +389,15 @@ pub async fn add_difference(
         d_donors,
         d_gifts,
         d_net,
-        d_new
+        d_new,
+        &gone.donor,
+        &gone.currency,
+        &gone.after,
+        &gone.before,
+        &new.donor,
+        &new.currency,
+        &new.after,
+        &new.before
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -399,29 +474,6 @@ pub async fn rebuild_all(tx: &mut Transaction<'_, Postgres>, tz: &str) -> Result
     .await?;
     Ok(done.rows_affected())
 }
-
-/// Band and threshold settings the donor figures are cut by.
-#[derive(Debug, Clone)]
-pub struct Bands {
-    pub floors: Vec<i64>,
-    pub names: Vec<String>,
-    pub threshold: i64,
-}
-
-impl Bands {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        Self {
-            floors: c.donor_bands.iter().map(|(_, f)| *f).collect(),
-            names: c.donor_bands.iter().map(|(n, _)| n.clone()).collect(),
-            threshold: c.small_donor_threshold,
-        }
-    }
-}
-
-type DonorKey = (String, String, NaiveDate, String, bool);
-
-/// donors, gifts, net, new donors
-type DonorSums = [i64; 4];
 
 /// Rebuilds the donor figures from the ledger.
 pub async fn rebuild_donor_figures(

@@ -2,28 +2,18 @@
 //! paid gifts counted by amount (for medians), plans' starts and cancellations per day, and
 //! each donor's gaps between gift days (for the unique donors of any range).
 //!
-//! The first two are sums, kept by `aggregates`' difference: their before and after reads
-//! come with the daily totals' (gift amounts from the same `ledger_contributions` rows), and
-//! their differences are written by the same statement.
-//! Donor gaps are not sums, so they are not kept by difference: the recording transaction,
-//! which already holds the locks of the donors its event touches, replaces what changed in
-//! those donors' gaps.
+//! The first two are sums, kept by `aggregates`' difference: they come with the daily totals'
+//! before and after reads (`contributions`), and their differences are written by the same
+//! statement. Donor gaps are not sums: the recording transaction, which already holds the
+//! locks of the donors its event touches, replaces what changed in those donors' gaps (the
+//! same statement again).
 
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
 use sqlx::{Postgres, Transaction};
 
-use super::aggregates::Touched;
-
-/// A paid gift's day, currency, campaign and amount.
-pub type AmountKey = (NaiveDate, String, String, i64);
-
-/// Day, currency, campaign of plan changes.
-pub type PlanKey = (NaiveDate, String, String);
-
-/// active, mrr, cancellations
-pub type PlanSums = [i64; 3];
+use super::contributions::{AmountKey, Gap, PlanKey, PlanSums};
 
 /// A difference of paid gifts by amount as `gift_amounts` columns: on each day and its
 /// month, in key order. `aggregates::add_difference` writes them.
@@ -96,45 +86,30 @@ impl PlanRows {
     }
 }
 
-/// Brings the gaps of the donors the event touches up to date: one statement, which writes
-/// only the gaps that appeared or went away.
-pub async fn keep_donor_gaps(
-    tx: &mut Transaction<'_, Postgres>,
-    t: &Touched,
-    tz: &str,
-) -> Result<(), sqlx::Error> {
-    if t.is_empty() && t.customers.is_empty() && t.emails.is_empty() {
-        return Ok(());
+/// Donor gaps as `donor_gaps` columns (to delete or to insert).
+#[derive(Debug, Default)]
+pub struct GapRows {
+    pub donor: Vec<uuid::Uuid>,
+    pub currency: Vec<String>,
+    pub after: Vec<NaiveDate>,
+    pub before: Vec<NaiveDate>,
+}
+
+impl GapRows {
+    pub fn of<'a>(gaps: impl Iterator<Item = &'a Gap>) -> Self {
+        let mut out = Self::default();
+        for (donor, currency, after, before) in gaps {
+            out.donor.push(*donor);
+            out.currency.push(currency.clone());
+            out.after.push(*after);
+            out.before.push(*before);
+        }
+        out
     }
-    sqlx::query!(
-        "with touched as (
-             select array(select distinct donor_id
-                          from touched_donors($2, $3, $4, $5, $6, $7)) as ids
-         ),
-         wanted as (select w.* from touched, donor_gaps_of($1, false, touched.ids) w),
-         gone as (
-             delete from donor_gaps g using touched
-             where g.donor_id = any(touched.ids)
-               and not exists (select 1 from wanted w
-                               where (w.donor_id, w.currency, w.after_day, w.before_day)
-                                   = (g.donor_id, g.currency, g.after_day, g.before_day))
-         )
-         insert into donor_gaps (donor_id, currency, after_day, before_day)
-         select w.donor_id, w.currency, w.after_day, w.before_day from wanted w
-         where not exists (select 1 from donor_gaps g
-                           where (w.donor_id, w.currency, w.after_day, w.before_day)
-                               = (g.donor_id, g.currency, g.after_day, g.before_day))",
-        tz,
-        &t.payment_intents,
-        &t.invoices,
-        &t.sessions,
-        &t.gift_ids,
-        &t.customers,
-        &t.emails,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+
+    pub fn is_empty(&self) -> bool {
+        self.donor.is_empty()
+    }
 }
 
 /// Rebuilds every figure kept here from the ledger (seeding, a change of time zone, tests).

@@ -2,6 +2,7 @@
 //! from the kept daily aggregates. One currency per answer: currencies are never added.
 
 pub mod aggregates;
+pub mod contributions;
 mod dashboard;
 pub mod donors;
 pub mod export;

@@ -5,7 +5,6 @@
 use sqlx::{Postgres, Transaction};
 
 use crate::reports::aggregates::{self, Bands, Touched};
-use crate::reports::kept;
 use uuid::Uuid;
 
 use super::facts::PayoutFact;
@@ -39,13 +38,6 @@ pub async fn apply_all(
         apply(tx, fact, donor_email).await?;
     }
     let after = aggregates::contributions(tx, &touched, bands, tz).await?;
-    // Only gifts and donor links move a donor's gift days.
-    if facts
-        .iter()
-        .any(|f| matches!(f, Fact::OneTime(_) | Fact::Installment(_) | Fact::Donor(_)))
-    {
-        kept::keep_donor_gaps(tx, &touched, tz).await?;
-    }
     aggregates::add_difference(tx, before, after).await
 }
 
