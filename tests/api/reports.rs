@@ -535,4 +535,31 @@ async fn seeding_twice_adds_up_and_keeps_every_index(_pool: PgPoolOptions, opts:
     .unwrap();
     assert_eq!(recorded, 1);
     crate::webhooks::assert_kept_totals_equal_a_recomputation(&app).await;
+    // Seeded donors with years of history give again: their bands, retention and gaps move.
+    let emails: Vec<String> =
+        sqlx::query_scalar("select email from donors where email like 'seed-%' order by email limit 4")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    for (i, email) in emails.iter().enumerate() {
+        let frequency = if i % 2 == 0 { "once" } else { "monthly" };
+        let res = app
+            .checkout(json!({"amount": 30_000 + i as i64, "frequency": frequency, "email": email}))
+            .await;
+        assert_eq!(res.status(), 201);
+        let created: Value = res.json().await.unwrap();
+        let paid = app.pay(created["checkout_url"].as_str().unwrap()).await;
+        assert_eq!(paid.status(), 303);
+    }
+    crate::payouts::wait_for_events(&app, 0).await;
+    let regiven: i64 = sqlx::query_scalar(
+        "select count(*) from gifts g join donors d on d.id = g.donor_id
+         where d.email = any($1) and g.state = 'paid' and g.amount >= 30000",
+    )
+    .bind(&emails)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(regiven, 4);
+    crate::webhooks::assert_kept_totals_equal_a_recomputation(&app).await;
 }
