@@ -47,22 +47,10 @@ impl Touched {
 /// touches (`touched_donors`), once the first locks are held (so that a rival's links are
 /// visible). One call (`lock_touched`, migration 0018), which also makes the transaction's
 /// contribution reads keep one generic plan per connection. A deadlock with a rival is
-/// aborted by Postgres and the webhook path runs the transaction again.
+/// aborted by Postgres and the webhook path runs the transaction again. (A delivery takes
+/// these locks in the statement that claims its event.)
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<bool, sqlx::Error> {
-    let mut keys: Vec<String> = t
-        .payment_intents
-        .iter()
-        .chain(&t.invoices)
-        .chain(&t.sessions)
-        .cloned()
-        .chain(t.gift_ids.iter().map(|g| g.to_string()))
-        .map(|k| format!("payment:{k}"))
-        .chain(t.customers.iter().map(|c| format!("customer:{c}")))
-        .chain(t.emails.iter().map(|e| format!("email:{e}")))
-        .chain(t.subscriptions.iter().map(|s| format!("subscription:{s}")))
-        .collect();
-    keys.sort();
-    keys.dedup();
+    let keys = lock_keys(t);
     if keys.is_empty() {
         return Ok(false);
     }
@@ -79,6 +67,25 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<boo
     )
     .fetch_one(&mut **tx)
     .await
+}
+
+/// The sorted keys `lock_touched` locks first (none: nothing to lock).
+pub fn lock_keys(t: &Touched) -> Vec<String> {
+    let mut keys: Vec<String> = t
+        .payment_intents
+        .iter()
+        .chain(&t.invoices)
+        .chain(&t.sessions)
+        .cloned()
+        .chain(t.gift_ids.iter().map(|g| g.to_string()))
+        .map(|k| format!("payment:{k}"))
+        .chain(t.customers.iter().map(|c| format!("customer:{c}")))
+        .chain(t.emails.iter().map(|e| format!("email:{e}")))
+        .chain(t.subscriptions.iter().map(|s| format!("subscription:{s}")))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// Reads, in one statement, the ledger rows behind what the event touches: the paid gifts its

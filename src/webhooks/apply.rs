@@ -26,8 +26,20 @@ pub async fn apply_all(
 ) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
     let had_figures = aggregates::lock(tx, &touched).await?;
+    apply_locked(tx, facts, &touched, had_figures, tz, bands).await
+}
+
+/// `apply_all` once `touched` is locked (`had_figures`: whether it had figures before).
+pub async fn apply_locked(
+    tx: &mut Tx<'_>,
+    facts: &[Fact],
+    touched: &Touched,
+    had_figures: bool,
+    tz: &str,
+    bands: &Bands,
+) -> Result<(), sqlx::Error> {
     let before = if had_figures {
-        aggregates::contributions(tx, &touched, bands, tz).await?
+        aggregates::contributions(tx, touched, bands, tz).await?
     } else {
         aggregates::Contributions::default()
     };
@@ -37,11 +49,11 @@ pub async fn apply_all(
     for fact in facts {
         apply(tx, fact, donor_email).await?;
     }
-    let after = aggregates::contributions(tx, &touched, bands, tz).await?;
+    let after = aggregates::contributions(tx, touched, bands, tz).await?;
     aggregates::add_difference(tx, before, after).await
 }
 
-fn touched(facts: &[Fact]) -> Touched {
+pub fn touched(facts: &[Fact]) -> Touched {
     let mut t = Touched::default();
     let mut pi = |id: &Option<String>| {
         if let Some(id) = id {

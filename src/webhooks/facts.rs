@@ -231,6 +231,13 @@ fn donor_from_details(
     }))
 }
 
+/// Whether interpreting `e` may read from Stripe: every type but a session paid (or not) in
+/// payment mode, the commonest, whose payload says all.
+pub fn may_read_stripe(e: &Envelope) -> bool {
+    !(e.kind.starts_with("checkout.session.")
+        && e.data.object.get("mode").and_then(Value::as_str) == Some("payment"))
+}
+
 pub async fn interpret(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Interpret> {
     if let Some(v) = &e.api_version
         && v != crate::stripe::api_version()

@@ -14,9 +14,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 
 use crate::error::{ApiError, is_unavailable};
-use crate::reports::aggregates::Bands;
+use crate::reports::aggregates::{self, Bands};
 use crate::state::AppState;
 use crate::stripe::{StripeError, signature};
 
@@ -132,17 +134,18 @@ async fn receive(
     )
     .map_err(WebhookError::from)?;
     let (envelope, payload) = parse(&body)?;
-    let outcome = process(&state, &envelope, &payload).await?;
+    let outcome = process(&state, &envelope, payload).await?;
     tracing::info!(stripe_event_id = %envelope.id, event_type = %envelope.kind, ?outcome, "webhook received");
     Ok(StatusCode::OK)
 }
 
-fn parse(body: &[u8]) -> Result<(Envelope, Value), WebhookError> {
+/// The event's envelope, and its body as received (stored as it came, not parsed again).
+fn parse(body: &[u8]) -> Result<(Envelope, &RawValue), WebhookError> {
     let text =
         std::str::from_utf8(body).map_err(|_| WebhookError::NotAnEvent("not UTF-8".into()))?;
-    let payload: Value = serde_json::from_str(text)
+    let payload: &RawValue = serde_json::from_str(text)
         .map_err(|e| WebhookError::NotAnEvent(format!("not JSON: {e}")))?;
-    let envelope: Envelope = serde_json::from_value(payload.clone())
+    let envelope: Envelope = serde_json::from_str(text)
         .map_err(|e| WebhookError::NotAnEvent(format!("no envelope: {e}")))?;
     if !envelope.id.starts_with("evt_") {
         return Err(WebhookError::NotAnEvent("id is not an event id".into()));
@@ -155,18 +158,21 @@ fn parse(body: &[u8]) -> Result<(Envelope, Value), WebhookError> {
 pub async fn process(
     state: &AppState,
     envelope: &Envelope,
-    payload: &Value,
+    payload: &RawValue,
 ) -> Result<Received, WebhookError> {
-    // A cheap early answer for redeliveries; the insert below is what actually decides.
-    let seen: Option<i32> = sqlx::query_scalar!(
-        "select 1 from stripe_events where event_id = $1",
-        envelope.id
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .flatten();
-    if seen.is_some() {
-        return Ok(Received::Duplicate);
+    // A redelivery is spotted early when interpreting it would read from Stripe (a call
+    // saved); otherwise the claim below, which decides in any case, is the only query.
+    if facts::may_read_stripe(envelope) {
+        let seen: Option<i32> = sqlx::query_scalar!(
+            "select 1 from stripe_events where event_id = $1",
+            envelope.id
+        )
+        .fetch_optional(&state.db)
+        .await?
+        .flatten();
+        if seen.is_some() {
+            return Ok(Received::Duplicate);
+        }
     }
     // Reading from Stripe happens before the transaction, so no lock waits on the network.
     let interpreted = facts::interpret(state, envelope).await;
@@ -223,40 +229,57 @@ fn is_data_problem(e: &sqlx::Error) -> bool {
 async fn store_and_apply(
     state: &AppState,
     envelope: &Envelope,
-    payload: &Value,
+    payload: &RawValue,
     facts: Result<Vec<Fact>, String>,
 ) -> Result<Received, WebhookError> {
     let mut tx = state.db.begin().await?;
     let created = chrono::DateTime::from_timestamp(envelope.created, 0).unwrap_or_default();
+    let touched = facts.as_ref().map(|f| apply::touched(f)).unwrap_or_default();
+    let keys = aggregates::lock_keys(&touched);
     // The claim also records how the event ends: it commits with its effects or not at all.
+    // Once it holds, the same statement takes the locks its facts need (`aggregates::lock`).
     let review = facts.as_ref().err();
-    let claimed = sqlx::query!(
-        "insert into stripe_events (event_id, type, api_version, created, livemode, payload,
-                                    processed_at, needs_review, error)
-         values ($1, $2, $3, $4, $5, $6, case when $7 then null else now() end, $7, $8)
-         on conflict (event_id) do nothing",
+    let claim = sqlx::query!(
+        r#"with claim as (
+               insert into stripe_events (event_id, type, api_version, created, livemode, payload,
+                                          processed_at, needs_review, error)
+               values ($1, $2, $3, $4, $5, $6, case when $7 then null else now() end, $7, $8)
+               on conflict (event_id) do nothing
+               returning event_id
+           )
+           select exists (select 1 from claim) as "claimed!",
+                  coalesce((select lock_touched($9, $10, $11, $12, $13, $14, $15, $16)
+                            from claim where cardinality($9) > 0), false) as "had_figures!""#,
         envelope.id,
         envelope.kind,
         envelope.api_version,
         created,
         envelope.livemode,
-        payload,
+        Json(payload) as _,
         review.is_some(),
         review,
+        &keys,
+        &touched.payment_intents,
+        &touched.invoices,
+        &touched.sessions,
+        &touched.gift_ids,
+        &touched.customers,
+        &touched.emails,
+        &touched.subscriptions
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !claimed {
+    .fetch_one(&mut *tx)
+    .await?;
+    if !claim.claimed {
         tx.rollback().await?;
         return Ok(Received::Duplicate);
     }
     let outcome = match &facts {
         Ok(facts) => {
-            apply::apply_all(
+            apply::apply_locked(
                 &mut tx,
                 facts,
+                &touched,
+                claim.had_figures,
                 &state.config.report_time_zone,
                 &Bands::from_config(&state.config),
             )
@@ -328,9 +351,11 @@ pub async fn apply_listed_events(
     // Stripe lists newest first; applying oldest first keeps the end state closest to live.
     for payload in all.into_iter().rev() {
         report.seen += 1;
-        let envelope: Envelope = serde_json::from_value(payload.clone())
+        let raw = serde_json::value::to_raw_value(&payload)
             .map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
-        match process(state, &envelope, &payload).await? {
+        let envelope: Envelope = serde_json::from_value(payload)
+            .map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
+        match process(state, &envelope, &raw).await? {
             Received::Duplicate => report.already += 1,
             _ => report.applied += 1,
         }
