@@ -249,14 +249,13 @@ const SLOTS: i16 = 16;
 
 /// Adds `after - before` to the kept totals in one statement (an upsert per kept table, each
 /// from `unnest`ed columns in key order, so concurrent transactions lock rows in one order),
-/// into a slot picked for this transaction, so that concurrent deliveries seldom wait on one
-/// another's rows. Rows that fall to nothing are then dropped (a second statement, only then).
+/// into this connection's slot (`my_slot`, migration 0019), so that concurrent deliveries
+/// seldom wait on one another's rows. Rows that fall to nothing are then dropped (a second statement, only then).
 pub async fn add_difference(
     tx: &mut Transaction<'_, Postgres>,
     before: Contributions,
     after: Contributions,
 ) -> Result<(), sqlx::Error> {
-    let slot = (rand::random::<u16>() % SLOTS as u16) as i16;
     let mut daily = (vec![], vec![], vec![], vec![], [(); 5].map(|_| Vec::new()));
     for ((day, currency, campaign, kind), d) in difference(before.daily, after.daily) {
         daily.0.push(day);
@@ -307,7 +306,7 @@ pub async fn add_difference(
     let emptied = sqlx::query!(
         r#"with daily as (
                insert into daily_totals (day, currency, campaign, kind, slot, gross, gifts, refunded, disputed, fees)
-               select day, currency, campaign, kind, $1, gross, gifts, refunded, disputed, fees
+               select day, currency, campaign, kind, my_slot($1), gross, gifts, refunded, disputed, fees
                from unnest($2::date[], $3::text[], $4::text[], $5::text[],
                            $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])
                     as d(day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
@@ -321,7 +320,7 @@ pub async fn add_difference(
            ),
            amounts as (
                insert into gift_amounts (currency, period_kind, period_start, campaign, amount, slot, gifts)
-               select currency, period_kind, period_start, campaign, amount, $1, gifts
+               select currency, period_kind, period_start, campaign, amount, my_slot($1), gifts
                from unnest($11::text[], $12::text[], $13::date[], $14::text[], $15::int8[], $16::int8[])
                     as d(currency, period_kind, period_start, campaign, amount, gifts)
                on conflict (currency, period_kind, period_start, campaign, amount, slot) do update set
@@ -330,7 +329,7 @@ pub async fn add_difference(
            ),
            plans as (
                insert into plan_days (day, currency, campaign, slot, active, mrr, cancellations)
-               select day, currency, campaign, $1, active, mrr, cancellations
+               select day, currency, campaign, my_slot($1), active, mrr, cancellations
                from unnest($17::date[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[])
                     as d(day, currency, campaign, active, mrr, cancellations)
                on conflict (currency, day, campaign, slot) do update set
@@ -342,7 +341,7 @@ pub async fn add_difference(
            donors as (
                insert into period_donor_totals (currency, period_kind, period_start, band, small, slot,
                                                 donors, gifts, net, new_donors)
-               select currency, period_kind, period_start, band, small, $1, donors, gifts, net, new_donors
+               select currency, period_kind, period_start, band, small, my_slot($1), donors, gifts, net, new_donors
                from unnest($23::text[], $24::text[], $25::date[], $26::text[], $27::bool[],
                            $28::int8[], $29::int8[], $30::int8[], $31::int8[])
                     as d(currency, period_kind, period_start, band, small, donors, gifts, net, new_donors)
@@ -366,7 +365,7 @@ pub async fn add_difference(
                   (select coalesce(bool_or(emptied), false) from amounts) as "amounts!",
                   (select coalesce(bool_or(emptied), false) from plans) as "plans!",
                   (select coalesce(bool_or(emptied), false) from donors) as "donors!""#,
-        slot,
+        SLOTS,
         &daily.0,
         &daily.1,
         &daily.2,
@@ -413,26 +412,26 @@ pub async fn add_difference(
         sqlx::query!(
             "with daily as (
                  delete from daily_totals
-                 where $2 and slot = $1 and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
+                 where $2 and slot = my_slot($1) and gross = 0 and gifts = 0 and refunded = 0 and disputed = 0 and fees = 0
                    and (day, currency, campaign, kind) in
                        (select * from unnest($6::date[], $7::text[], $8::text[], $9::text[]))
              ),
              amounts as (
                  delete from gift_amounts
-                 where $3 and slot = $1 and gifts = 0
+                 where $3 and slot = my_slot($1) and gifts = 0
                    and (currency, period_kind, period_start, campaign, amount) in
                        (select * from unnest($10::text[], $11::text[], $12::date[], $13::text[], $14::int8[]))
              ),
              plans as (
                  delete from plan_days
-                 where $4 and slot = $1 and active = 0 and mrr = 0 and cancellations = 0
+                 where $4 and slot = my_slot($1) and active = 0 and mrr = 0 and cancellations = 0
                    and (day, currency, campaign) in (select * from unnest($15::date[], $16::text[], $17::text[]))
              )
              delete from period_donor_totals
-             where $5 and slot = $1 and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
+             where $5 and slot = my_slot($1) and donors = 0 and gifts = 0 and net = 0 and new_donors = 0
                and (currency, period_kind, period_start, band, small) in
                    (select * from unnest($18::text[], $19::text[], $20::date[], $21::text[], $22::bool[]))",
-            slot,
+            SLOTS,
             emptied.daily,
             emptied.amounts,
             emptied.plans,
