@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use sqlx::{Postgres, Transaction};
 
-pub use super::contributions::{Bands, Contributions};
 use super::contributions::{Activity, PaidGift, Plan, Rows, Taken};
+pub use super::contributions::{Bands, Contributions};
 use super::kept;
 
 /// The Stripe and ledger keys an event's facts touched.
@@ -28,15 +28,6 @@ pub struct Touched {
     pub emails: Vec<String>,
     /// Stripe subscriptions whose plans the event tells about.
     pub subscriptions: Vec<String>,
-}
-
-impl Touched {
-    pub fn is_empty(&self) -> bool {
-        self.payment_intents.is_empty()
-            && self.invoices.is_empty()
-            && self.sessions.is_empty()
-            && self.gift_ids.is_empty()
-    }
 }
 
 /// Serializes transactions about the same payments, donor links, plans and donors until they
@@ -250,49 +241,22 @@ const SLOTS: i16 = 16;
 /// Adds `after - before` to the kept totals in one statement (an upsert per kept table, each
 /// from `unnest`ed columns in key order, so concurrent transactions lock rows in one order),
 /// into this connection's slot (`my_slot`, migration 0019), so that concurrent deliveries
-/// seldom wait on one another's rows. Rows that fall to nothing are then dropped (a second statement, only then).
+/// seldom wait on one another's rows. Rows that fall to nothing are then dropped (a second
+/// statement, only then).
 pub async fn add_difference(
     tx: &mut Transaction<'_, Postgres>,
     before: Contributions,
     after: Contributions,
 ) -> Result<(), sqlx::Error> {
-    let mut daily = (vec![], vec![], vec![], vec![], [(); 5].map(|_| Vec::new()));
-    for ((day, currency, campaign, kind), d) in difference(before.daily, after.daily) {
-        daily.0.push(day);
-        daily.1.push(currency);
-        daily.2.push(campaign);
-        daily.3.push(kind);
-        for (col, v) in daily.4.iter_mut().zip(d) {
-            col.push(v);
-        }
-    }
-    let mut donors = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        [(); 4].map(|_| Vec::new()),
-    );
-    for ((currency, period_kind, period_start, band, small), d) in
-        difference(before.donors, after.donors)
-    {
-        donors.0.push(currency);
-        donors.1.push(period_kind);
-        donors.2.push(period_start);
-        donors.3.push(band);
-        donors.4.push(small);
-        for (col, v) in donors.5.iter_mut().zip(d) {
-            col.push(v);
-        }
-    }
+    let daily = kept::DailyRows::of(difference(before.daily, after.daily));
+    let donors = kept::DonorRows::of(difference(before.donors, after.donors));
     let amounts = kept::AmountRows::of(difference(before.amounts, after.amounts));
     let plans = kept::PlanRows::of(difference(before.plans, after.plans));
     // Gaps are not sums: the touched donors' gaps as kept now give way to those their gifts make.
     let gone = kept::GapRows::of(after.kept_gaps.difference(&after.gaps));
     let new = kept::GapRows::of(after.gaps.difference(&after.kept_gaps));
-    if daily.0.is_empty()
-        && donors.0.is_empty()
+    if daily.is_empty()
+        && donors.is_empty()
         && amounts.is_empty()
         && plans.is_empty()
         && gone.is_empty()
@@ -300,8 +264,8 @@ pub async fn add_difference(
     {
         return Ok(());
     }
-    let [gross, gifts, refunded, disputed, fees] = &daily.4;
-    let [d_donors, d_gifts, d_net, d_new] = &donors.5;
+    let [gross, gifts, refunded, disputed, fees] = &daily.sums;
+    let [d_donors, d_gifts, d_net, d_new] = &donors.sums;
     let [active, mrr, cancellations] = &plans.sums;
     let emptied = sqlx::query!(
         r#"with daily as (
@@ -366,10 +330,10 @@ pub async fn add_difference(
                   (select coalesce(bool_or(emptied), false) from plans) as "plans!",
                   (select coalesce(bool_or(emptied), false) from donors) as "donors!""#,
         SLOTS,
-        &daily.0,
-        &daily.1,
-        &daily.2,
-        &daily.3,
+        &daily.day,
+        &daily.currency,
+        &daily.campaign,
+        &daily.kind,
         gross,
         gifts,
         refunded,
@@ -387,11 +351,11 @@ pub async fn add_difference(
         active,
         mrr,
         cancellations,
-        &donors.0,
-        &donors.1,
-        &donors.2,
-        &donors.3,
-        &donors.4,
+        &donors.currency,
+        &donors.kind,
+        &donors.start,
+        &donors.band,
+        &donors.small,
         d_donors,
         d_gifts,
         d_net,
@@ -436,10 +400,10 @@ pub async fn add_difference(
             emptied.amounts,
             emptied.plans,
             emptied.donors,
-            &daily.0,
-            &daily.1,
-            &daily.2,
-            &daily.3,
+            &daily.day,
+            &daily.currency,
+            &daily.campaign,
+            &daily.kind,
             &amounts.currency,
             &amounts.kind,
             &amounts.start,
@@ -448,11 +412,11 @@ pub async fn add_difference(
             &plans.day,
             &plans.currency,
             &plans.campaign,
-            &donors.0,
-            &donors.1,
-            &donors.2,
-            &donors.3,
-            &donors.4
+            &donors.currency,
+            &donors.kind,
+            &donors.start,
+            &donors.band,
+            &donors.small
         )
         .execute(&mut **tx)
         .await?;

@@ -97,7 +97,11 @@ impl Bands {
 
     /// The highest band whose floor the year's net reaches, else the first.
     fn of(&self, year_net: i64) -> &str {
-        let i = self.floors.iter().rposition(|f| year_net >= *f).unwrap_or(0);
+        let i = self
+            .floors
+            .iter()
+            .rposition(|f| year_net >= *f)
+            .unwrap_or(0);
         self.names.get(i).map(String::as_str).unwrap_or("")
     }
 }
@@ -178,13 +182,21 @@ impl Contributions {
                 if let Some(canceled) = p.canceled {
                     add(
                         &mut out.plans,
-                        (started.max(canceled), p.currency.clone(), p.campaign.clone()),
+                        (
+                            started.max(canceled),
+                            p.currency.clone(),
+                            p.campaign.clone(),
+                        ),
                         [-1, -mrr, 0],
                     );
                 }
             }
             if let Some(canceled) = p.canceled {
-                add(&mut out.plans, (canceled, p.currency, p.campaign), [0, 0, 1]);
+                add(
+                    &mut out.plans,
+                    (canceled, p.currency, p.campaign),
+                    [0, 0, 1],
+                );
             }
         }
         let mut by_donor: BTreeMap<Uuid, Vec<Activity>> = BTreeMap::new();
@@ -368,16 +380,40 @@ mod tests {
         };
         let c = Contributions::of(rows, &bands());
         // 2026 nets 10,000: mid, and small (at most the 20,000 threshold).
-        assert_eq!(get(&c, "year", "2026-01-01", "mid", true), [1, 2, 10_000, 0]);
-        assert_eq!(get(&c, "year", "2025-01-01", "small", true), [1, 1, 5_000, 1]);
+        assert_eq!(
+            get(&c, "year", "2026-01-01", "mid", true),
+            [1, 2, 10_000, 0]
+        );
+        assert_eq!(
+            get(&c, "year", "2025-01-01", "small", true),
+            [1, 1, 5_000, 1]
+        );
         // One ISO week (from Monday 29 December) holds gifts of both years, in two bands.
-        assert_eq!(get(&c, "week", "2025-12-29", "small", true), [1, 1, 5_000, 1]);
-        assert_eq!(get(&c, "week", "2025-12-29", "mid", true), [1, 2, 12_000, 0]);
+        assert_eq!(
+            get(&c, "week", "2025-12-29", "small", true),
+            [1, 1, 5_000, 1]
+        );
+        assert_eq!(
+            get(&c, "week", "2025-12-29", "mid", true),
+            [1, 2, 12_000, 0]
+        );
         // The refund's week has no gift: money, no donor.
-        assert_eq!(get(&c, "week", "2026-01-05", "mid", true), [0, 0, -2_000, 0]);
-        assert_eq!(get(&c, "retention", "2025-01-01", "new", false), [1, 0, 0, 0]);
-        assert_eq!(get(&c, "retention", "2026-01-01", "retained", false), [1, 0, 0, 0]);
-        assert_eq!(get(&c, "retention", "2027-01-01", "lapsed", false), [1, 0, 0, 0]);
+        assert_eq!(
+            get(&c, "week", "2026-01-05", "mid", true),
+            [0, 0, -2_000, 0]
+        );
+        assert_eq!(
+            get(&c, "retention", "2025-01-01", "new", false),
+            [1, 0, 0, 0]
+        );
+        assert_eq!(
+            get(&c, "retention", "2026-01-01", "retained", false),
+            [1, 0, 0, 0]
+        );
+        assert_eq!(
+            get(&c, "retention", "2027-01-01", "lapsed", false),
+            [1, 0, 0, 0]
+        );
         assert_eq!(get(&c, "retention", "2026-01-01", "lapsed", false), [0; 4]);
         assert_eq!(get(&c, "first", "2025-12-30", "", false), [1, 0, 0, 0]);
         assert_eq!(get(&c, "last", "2026-01-03", "", false), [1, 0, 0, 0]);
@@ -395,9 +431,18 @@ mod tests {
             ..Rows::default()
         };
         let c = Contributions::of(rows, &bands());
-        assert_eq!(get(&c, "retention", "2024-01-01", "lapsed", false), [1, 0, 0, 0]);
-        assert_eq!(get(&c, "retention", "2025-01-01", "recovered", false), [1, 0, 0, 0]);
-        assert_eq!(get(&c, "retention", "2026-01-01", "lapsed", false), [1, 0, 0, 0]);
+        assert_eq!(
+            get(&c, "retention", "2024-01-01", "lapsed", false),
+            [1, 0, 0, 0]
+        );
+        assert_eq!(
+            get(&c, "retention", "2025-01-01", "recovered", false),
+            [1, 0, 0, 0]
+        );
+        assert_eq!(
+            get(&c, "retention", "2026-01-01", "lapsed", false),
+            [1, 0, 0, 0]
+        );
     }
 
     #[test]

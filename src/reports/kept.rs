@@ -13,7 +13,75 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use sqlx::{Postgres, Transaction};
 
-use super::contributions::{AmountKey, Gap, PlanKey, PlanSums};
+use super::contributions::{
+    AmountKey, DailyKey, DailySums, DonorKey, DonorSums, Gap, PlanKey, PlanSums,
+};
+
+/// A difference of daily totals as `daily_totals` columns, in key order.
+#[derive(Debug, Default)]
+pub struct DailyRows {
+    pub day: Vec<NaiveDate>,
+    pub currency: Vec<String>,
+    pub campaign: Vec<String>,
+    pub kind: Vec<String>,
+    /// gross, gifts, refunded, disputed, fees
+    pub sums: [Vec<i64>; 5],
+}
+
+impl DailyRows {
+    pub fn of(delta: BTreeMap<DailyKey, DailySums>) -> Self {
+        let mut out = Self::default();
+        for ((day, currency, campaign, kind), d) in delta {
+            out.day.push(day);
+            out.currency.push(currency);
+            out.campaign.push(campaign);
+            out.kind.push(kind);
+            push_sums(&mut out.sums, d);
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.day.is_empty()
+    }
+}
+
+/// A difference of donor figures as `period_donor_totals` columns, in key order.
+#[derive(Debug, Default)]
+pub struct DonorRows {
+    pub currency: Vec<String>,
+    pub kind: Vec<String>,
+    pub start: Vec<NaiveDate>,
+    pub band: Vec<String>,
+    pub small: Vec<bool>,
+    /// donors, gifts, net, new donors
+    pub sums: [Vec<i64>; 4],
+}
+
+impl DonorRows {
+    pub fn of(delta: BTreeMap<DonorKey, DonorSums>) -> Self {
+        let mut out = Self::default();
+        for ((currency, kind, start, band, small), d) in delta {
+            out.currency.push(currency);
+            out.kind.push(kind);
+            out.start.push(start);
+            out.band.push(band);
+            out.small.push(small);
+            push_sums(&mut out.sums, d);
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.currency.is_empty()
+    }
+}
+
+fn push_sums<const N: usize>(columns: &mut [Vec<i64>; N], sums: [i64; N]) {
+    for (col, v) in columns.iter_mut().zip(sums) {
+        col.push(v);
+    }
+}
 
 /// A difference of paid gifts by amount as `gift_amounts` columns: on each day and its
 /// month, in key order. `aggregates::add_difference` writes them.
@@ -74,9 +142,7 @@ impl PlanRows {
             out.day.push(day);
             out.currency.push(currency);
             out.campaign.push(campaign);
-            for (col, v) in out.sums.iter_mut().zip(d) {
-                col.push(v);
-            }
+            push_sums(&mut out.sums, d);
         }
         out
     }

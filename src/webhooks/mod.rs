@@ -234,7 +234,10 @@ async fn store_and_apply(
 ) -> Result<Received, WebhookError> {
     let mut tx = state.db.begin().await?;
     let created = chrono::DateTime::from_timestamp(envelope.created, 0).unwrap_or_default();
-    let touched = facts.as_ref().map(|f| apply::touched(f)).unwrap_or_default();
+    let touched = facts
+        .as_ref()
+        .map(|f| apply::touched(f))
+        .unwrap_or_default();
     let keys = aggregates::lock_keys(&touched);
     // The claim also records how the event ends: it commits with its effects or not at all.
     // Once it holds, the same statement takes the locks its facts need (`aggregates::lock`).
@@ -353,8 +356,8 @@ pub async fn apply_listed_events(
         report.seen += 1;
         let raw = serde_json::value::to_raw_value(&payload)
             .map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
-        let envelope: Envelope = serde_json::from_value(payload)
-            .map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
+        let envelope: Envelope =
+            serde_json::from_value(payload).map_err(|e| WebhookError::NotAnEvent(e.to_string()))?;
         match process(state, &envelope, &raw).await? {
             Received::Duplicate => report.already += 1,
             _ => report.applied += 1,

@@ -536,11 +536,12 @@ async fn seeding_twice_adds_up_and_keeps_every_index(_pool: PgPoolOptions, opts:
     assert_eq!(recorded, 1);
     crate::webhooks::assert_kept_totals_equal_a_recomputation(&app).await;
     // Seeded donors with years of history give again: their bands, retention and gaps move.
-    let emails: Vec<String> =
-        sqlx::query_scalar("select email from donors where email like 'seed-%' order by email limit 4")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let emails: Vec<String> = sqlx::query_scalar(
+        "select email from donors where email like 'seed-%' order by email limit 4",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
     for (i, email) in emails.iter().enumerate() {
         let frequency = if i % 2 == 0 { "once" } else { "monthly" };
         let res = app
