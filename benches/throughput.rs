@@ -8,6 +8,7 @@
 //! Everything runs in one process on this machine, so the load generator competes with the
 //! service for the same cores; the figures are for comparing runs, not a capacity promise.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,24 +23,42 @@ use tokio::sync::Semaphore;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Turns the webhook loads take at each concurrency.
+const ROUNDS: usize = 4;
+
 struct Figures {
     per_sec: f64,
     p50: Duration,
     p99: Duration,
 }
 
-fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    Figures {
-        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+/// Latencies of jobs and the wall time they took, added up over rounds.
+#[derive(Default)]
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn add(&mut self, other: Sample) {
+        self.latencies.extend(other.latencies);
+        self.elapsed += other.elapsed;
+    }
+
+    fn figures(mut self) -> Figures {
+        self.latencies.sort();
+        let at =
+            |q: f64| self.latencies[((self.latencies.len() as f64 - 1.0) * q).round() as usize];
+        Figures {
+            per_sec: self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            p50: at(0.50),
+            p99: at(0.99),
+        }
     }
 }
 
-/// Runs `total` jobs with at most `concurrency` in flight; returns each job's latency.
-async fn load<F, Fut>(total: usize, concurrency: usize, job: F) -> Figures
+/// Runs the jobs numbered `jobs` with at most `concurrency` in flight.
+async fn load<F, Fut>(jobs: Range<usize>, concurrency: usize, job: F) -> Sample
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -47,8 +66,8 @@ where
     let job = Arc::new(job);
     let gate = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
-    let mut handles = Vec::with_capacity(total);
-    for i in 0..total {
+    let mut handles = Vec::with_capacity(jobs.len());
+    for i in jobs {
         let permit = gate.clone().acquire_owned().await.unwrap();
         let job = job.clone();
         handles.push(tokio::spawn(async move {
@@ -58,11 +77,14 @@ where
             t.elapsed()
         }));
     }
-    let mut latencies = Vec::with_capacity(total);
+    let mut latencies = Vec::with_capacity(handles.len());
     for h in handles {
         latencies.push(h.await.unwrap());
     }
-    figures(latencies, started.elapsed())
+    Sample {
+        latencies,
+        elapsed: started.elapsed(),
+    }
 }
 
 async fn fresh_database(name: &str) -> String {
@@ -109,9 +131,13 @@ fn session_event(i: usize, run: &str) -> Value {
 }
 
 /// The same writes a delivery makes, without HTTP, verification or interpretation.
-async fn raw_ceiling(db: PgPool, total: usize, concurrency: usize, run: String) -> Figures {
-    let events: Arc<Vec<Value>> = Arc::new((0..total).map(|i| session_event(i, &run)).collect());
-    load(total, concurrency, move |i| {
+async fn raw_ceiling(
+    db: PgPool,
+    events: Arc<Vec<Value>>,
+    jobs: Range<usize>,
+    concurrency: usize,
+) -> Sample {
+    load(jobs, concurrency, move |i| {
         let db = db.clone();
         let events = events.clone();
         async move {
@@ -201,13 +227,12 @@ fn kept_rows(day: chrono::NaiveDate, bands: &chipin::reports::aggregates::Bands)
 /// statement, as the service writes them.
 async fn raw_same_rows(
     db: PgPool,
-    total: usize,
+    events: Arc<Vec<Value>>,
+    jobs: Range<usize>,
     concurrency: usize,
-    run: String,
     kept: Arc<KeptRows>,
-) -> Figures {
-    let events: Arc<Vec<Value>> = Arc::new((0..total).map(|i| session_event(i, &run)).collect());
-    load(total, concurrency, move |i| {
+) -> Sample {
+    load(jobs, concurrency, move |i| {
         let db = db.clone();
         let events = events.clone();
         let kept = kept.clone();
@@ -353,7 +378,7 @@ async fn main() {
     for (concurrency, total) in [(1usize, 500usize), (32, 2000)] {
         let http = http.clone();
         let address = address.clone();
-        let f = load(total, concurrency, move |i| {
+        let f = load(0..total, concurrency, move |i| {
             let http = http.clone();
             let address = address.clone();
             async move {
@@ -366,7 +391,8 @@ async fn main() {
                 assert_eq!(res.status(), 201);
             }
         })
-        .await;
+        .await
+        .figures();
         print(
             &format!("  {concurrency:>2} concurrent client(s), {total} requests"),
             &f,
@@ -406,42 +432,60 @@ async fn main() {
         .into_iter()
         .enumerate()
     {
-        let run = format!("w{n}");
+        let events = |prefix: &str| -> Arc<Vec<Value>> {
+            Arc::new(
+                (0..total)
+                    .map(|i| session_event(i, &format!("{prefix}{n}")))
+                    .collect(),
+            )
+        };
         let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-            (0..total)
-                .map(|i| serde_json::to_vec(&session_event(i, &run)).unwrap())
+            events("w")
+                .iter()
+                .map(|e| serde_json::to_vec(e).unwrap())
                 .collect(),
         );
-        let http2 = http.clone();
-        let address2 = address.clone();
-        let secret2 = secret.clone();
-        let f = load(total, concurrency, move |i| {
-            let http = http2.clone();
-            let address = address2.clone();
-            let body = bodies[i].clone();
-            let header = signature::sign(&[&secret2], chrono::Utc::now().timestamp(), &body);
-            async move {
-                let res = http
-                    .post(format!("{address}/webhooks/stripe"))
-                    .header("content-type", "application/json")
-                    .header("stripe-signature", header)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), 200);
-            }
-        })
-        .await;
-        let raw = raw_ceiling(db.clone(), total, concurrency, format!("raw{n}")).await;
-        let same = raw_same_rows(
-            db.clone(),
-            total,
-            concurrency,
-            format!("same{n}"),
-            kept.clone(),
-        )
-        .await;
+        let (raw_events, same_events) = (events("raw"), events("same"));
+        // The three loads take turns, a quarter of the events each time, so that the
+        // machine's drift (its disk's flush time above all) falls on all three alike.
+        let (mut f, mut raw, mut same) = (Sample::default(), Sample::default(), Sample::default());
+        for round in 0..ROUNDS {
+            let jobs = round * total / ROUNDS..(round + 1) * total / ROUNDS;
+            let (http, address, secret) = (http.clone(), address.clone(), secret.clone());
+            let bodies = bodies.clone();
+            f.add(
+                load(jobs.clone(), concurrency, move |i| {
+                    let http = http.clone();
+                    let address = address.clone();
+                    let body = bodies[i].clone();
+                    let header = signature::sign(&[&secret], chrono::Utc::now().timestamp(), &body);
+                    async move {
+                        let res = http
+                            .post(format!("{address}/webhooks/stripe"))
+                            .header("content-type", "application/json")
+                            .header("stripe-signature", header)
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), 200);
+                    }
+                })
+                .await,
+            );
+            same.add(
+                raw_same_rows(
+                    db.clone(),
+                    same_events.clone(),
+                    jobs.clone(),
+                    concurrency,
+                    kept.clone(),
+                )
+                .await,
+            );
+            raw.add(raw_ceiling(db.clone(), raw_events.clone(), jobs, concurrency).await);
+        }
+        let (f, same, raw) = (f.figures(), same.figures(), raw.figures());
         print(
             &format!("  {concurrency:>2} concurrent deliveries, {total} events"),
             &f,
