@@ -7,9 +7,3 @@ language sql stable parallel safe as $$
     select (pg_backend_pid() % slots)::smallint
 $$;
 
--- Kept totals are updated in place all day long: room on each page lets the new version
--- stay on the page (a HOT update, no new index entry), so the rows' indexes do not bloat.
-alter table daily_totals set (fillfactor = 50);
-alter table period_donor_totals set (fillfactor = 50);
-alter table gift_amounts set (fillfactor = 50);
-alter table plan_days set (fillfactor = 50);
