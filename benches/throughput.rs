@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chipin::config::Config;
-use chipin::reports::kept;
+use chipin::reports::aggregates::{Bands, add_difference};
+use chipin::reports::contributions::{Activity, Contributions, PaidGift, Rows};
 use chipin::startup::Application;
 use chipin::stripe::signature;
 use chipin::stripe::standin::{self, StandIn, objects};
@@ -130,123 +131,69 @@ fn session_event(i: usize, run: &str) -> Value {
     )
 }
 
-/// The same writes a delivery makes, without HTTP, verification or interpretation.
+/// The kept figures' rows a new reader's one-time gift adds, as the service computes them.
+fn new_readers_gift(day: chrono::NaiveDate, bands: &Bands) -> Contributions {
+    Contributions::of(
+        Rows {
+            gifts: vec![PaidGift {
+                day,
+                currency: "usd".into(),
+                campaign: String::new(),
+                once: true,
+                amount: 2500,
+                fee: 0,
+            }],
+            activity: vec![Activity {
+                donor: uuid::Uuid::nil(),
+                currency: "usd".into(),
+                day,
+                gift: true,
+                net: 2500,
+            }],
+            ..Rows::default()
+        },
+        bands,
+    )
+}
+
+/// What a raw ceiling writes per event.
+#[derive(Clone)]
+enum Writes {
+    /// The ledger rows: event claim (then marked processed), donor, gift.
+    Ledger,
+    /// Every row a delivery writes: the claim (processed as it is stored, as the service's
+    /// is), donor, gift, and the kept figures' rows, written by the service's own
+    /// `add_difference` (for the day and bands given).
+    Everything(chrono::NaiveDate, Bands),
+}
+
+/// The writes of `writes`, one transaction per event, without HTTP, verification,
+/// interpretation, locks or reads.
 async fn raw_ceiling(
     db: PgPool,
     events: Arc<Vec<Value>>,
     jobs: Range<usize>,
     concurrency: usize,
+    writes: Writes,
 ) -> Sample {
     load(jobs, concurrency, move |i| {
         let db = db.clone();
         let events = events.clone();
+        let writes = writes.clone();
         async move {
             let e = &events[i];
-            let mut tx = db.begin().await.unwrap();
-            sqlx::query(
-                "insert into stripe_events (event_id, type, api_version, created, livemode, payload)
-                 values ($1, $2, $3, now(), false, $4) on conflict (event_id) do nothing",
-            )
-            .bind(e["id"].as_str())
-            .bind(e["type"].as_str())
-            .bind(e["api_version"].as_str())
-            .bind(e)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            let donor: uuid::Uuid = sqlx::query_scalar(
-                "insert into donors (id, email) values ($1, $2)
-                 on conflict (email) do update set name = coalesce(excluded.name, donors.name) returning id",
-            )
-            .bind(uuid::Uuid::new_v4())
-            .bind(format!("raw-{}", e["data"]["object"]["customer_details"]["email"].as_str().unwrap()))
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-            sqlx::query(
-                "insert into gifts (id, state, amount, currency, frequency, origin, checkout_session_id, payment_intent_id, paid_at, donor_id)
-                 values ($1, 'paid', 2500, 'usd', 'once', 'stripe', $2, $3, now(), $4) on conflict (payment_intent_id) do nothing",
-            )
-            .bind(uuid::Uuid::new_v4())
-            .bind(e["data"]["object"]["id"].as_str())
-            .bind(e["data"]["object"]["payment_intent"].as_str())
-            .bind(donor)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            sqlx::query("update stripe_events set processed_at = now() where event_id = $1")
-                .bind(e["id"].as_str())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
-    })
-    .await
-}
-
-/// The rows a new reader's one-time gift adds to the kept figures (daily totals, gift amounts,
-/// donor figures), as the service computes them, ready to bind as `unnest` columns.
-struct KeptRows {
-    daily: kept::DailyRows,
-    amounts: kept::AmountRows,
-    donors: kept::DonorRows,
-}
-
-fn kept_rows(day: chrono::NaiveDate, bands: &chipin::reports::aggregates::Bands) -> KeptRows {
-    use chipin::reports::contributions::{Activity, Contributions, PaidGift, Rows};
-    let rows = Rows {
-        gifts: vec![PaidGift {
-            day,
-            currency: "usd".into(),
-            campaign: String::new(),
-            once: true,
-            amount: 2500,
-            fee: 0,
-        }],
-        activity: vec![Activity {
-            donor: uuid::Uuid::nil(),
-            currency: "usd".into(),
-            day,
-            gift: true,
-            net: 2500,
-        }],
-        ..Rows::default()
-    };
-    let c = Contributions::of(rows, bands);
-    KeptRows {
-        daily: kept::DailyRows::of(c.daily),
-        amounts: kept::AmountRows::of(c.amounts),
-        donors: kept::DonorRows::of(c.donors),
-    }
-}
-
-/// Every row a delivery writes, without HTTP, verification, interpretation, locks or reads:
-/// the ledger rows as in `raw_ceiling` (the claim records its processing time, as the
-/// service's does), then the kept figures' rows, upserted into this connection's slot in one
-/// statement, as the service writes them.
-async fn raw_same_rows(
-    db: PgPool,
-    events: Arc<Vec<Value>>,
-    jobs: Range<usize>,
-    concurrency: usize,
-    kept: Arc<KeptRows>,
-) -> Sample {
-    load(jobs, concurrency, move |i| {
-        let db = db.clone();
-        let events = events.clone();
-        let kept = kept.clone();
-        async move {
-            let e = &events[i];
+            let processed_now = matches!(writes, Writes::Everything(..));
             let mut tx = db.begin().await.unwrap();
             sqlx::query(
                 "insert into stripe_events (event_id, type, api_version, created, livemode, payload, processed_at)
-                 values ($1, $2, $3, now(), false, $4, now()) on conflict (event_id) do nothing",
+                 values ($1, $2, $3, now(), false, $4, case when $5 then now() end)
+                 on conflict (event_id) do nothing",
             )
             .bind(e["id"].as_str())
             .bind(e["type"].as_str())
             .bind(e["api_version"].as_str())
             .bind(e)
+            .bind(processed_now)
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -270,66 +217,21 @@ async fn raw_same_rows(
             .execute(&mut *tx)
             .await
             .unwrap();
-            let (d, a, p) = (&kept.daily, &kept.amounts, &kept.donors);
-            sqlx::query(
-                "with daily as (
-                     insert into daily_totals (day, currency, campaign, kind, slot, gross, gifts, refunded, disputed, fees)
-                     select day, currency, campaign, kind, my_slot(16::int2), gross, gifts, refunded, disputed, fees
-                     from unnest($1::date[], $2::text[], $3::text[], $4::text[],
-                                 $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[])
-                          as d(day, currency, campaign, kind, gross, gifts, refunded, disputed, fees)
-                     on conflict (day, currency, campaign, kind, slot) do update set
-                         gross = daily_totals.gross + excluded.gross, gifts = daily_totals.gifts + excluded.gifts,
-                         refunded = daily_totals.refunded + excluded.refunded,
-                         disputed = daily_totals.disputed + excluded.disputed, fees = daily_totals.fees + excluded.fees
-                 ),
-                 amounts as (
-                     insert into gift_amounts (currency, period_kind, period_start, campaign, amount, slot, gifts)
-                     select currency, period_kind, period_start, campaign, amount, my_slot(16::int2), gifts
-                     from unnest($10::text[], $11::text[], $12::date[], $13::text[], $14::int8[], $15::int8[])
-                          as d(currency, period_kind, period_start, campaign, amount, gifts)
-                     on conflict (currency, period_kind, period_start, campaign, amount, slot) do update set
-                         gifts = gift_amounts.gifts + excluded.gifts
-                 )
-                 insert into period_donor_totals (currency, period_kind, period_start, band, small, slot,
-                                                  donors, gifts, net, new_donors)
-                 select currency, period_kind, period_start, band, small, my_slot(16::int2), donors, gifts, net, new_donors
-                 from unnest($16::text[], $17::text[], $18::date[], $19::text[], $20::bool[],
-                             $21::int8[], $22::int8[], $23::int8[], $24::int8[])
-                      as d(currency, period_kind, period_start, band, small, donors, gifts, net, new_donors)
-                 on conflict (currency, period_kind, period_start, band, small, slot) do update set
-                     donors = period_donor_totals.donors + excluded.donors,
-                     gifts = period_donor_totals.gifts + excluded.gifts,
-                     net = period_donor_totals.net + excluded.net,
-                     new_donors = period_donor_totals.new_donors + excluded.new_donors",
-            )
-            .bind(&d.day)
-            .bind(&d.currency)
-            .bind(&d.campaign)
-            .bind(&d.kind)
-            .bind(&d.sums[0])
-            .bind(&d.sums[1])
-            .bind(&d.sums[2])
-            .bind(&d.sums[3])
-            .bind(&d.sums[4])
-            .bind(&a.currency)
-            .bind(&a.kind)
-            .bind(&a.start)
-            .bind(&a.campaign)
-            .bind(&a.amount)
-            .bind(&a.gifts)
-            .bind(&p.currency)
-            .bind(&p.kind)
-            .bind(&p.start)
-            .bind(&p.band)
-            .bind(&p.small)
-            .bind(&p.sums[0])
-            .bind(&p.sums[1])
-            .bind(&p.sums[2])
-            .bind(&p.sums[3])
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+            match &writes {
+                Writes::Ledger => {
+                    sqlx::query("update stripe_events set processed_at = now() where event_id = $1")
+                        .bind(e["id"].as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                Writes::Everything(day, bands) => {
+                    let added = new_readers_gift(*day, bands);
+                    add_difference(&mut tx, Contributions::default(), added)
+                        .await
+                        .unwrap();
+                }
+            }
             tx.commit().await.unwrap();
         }
     })
@@ -423,10 +325,7 @@ async fn main() {
         .fetch_one(&db)
         .await
         .unwrap();
-    let kept = Arc::new(kept_rows(
-        today,
-        &chipin::reports::aggregates::Bands::from_config(&app_config),
-    ));
+    let everything = Writes::Everything(today, Bands::from_config(&app_config));
     let secret = sim.secret().to_string();
     for (n, (concurrency, total)) in [(1usize, 500usize), (16, 2000), (64, 2000)]
         .into_iter()
@@ -474,16 +373,25 @@ async fn main() {
                 .await,
             );
             same.add(
-                raw_same_rows(
+                raw_ceiling(
                     db.clone(),
                     same_events.clone(),
                     jobs.clone(),
                     concurrency,
-                    kept.clone(),
+                    everything.clone(),
                 )
                 .await,
             );
-            raw.add(raw_ceiling(db.clone(), raw_events.clone(), jobs, concurrency).await);
+            raw.add(
+                raw_ceiling(
+                    db.clone(),
+                    raw_events.clone(),
+                    jobs,
+                    concurrency,
+                    Writes::Ledger,
+                )
+                .await,
+            );
         }
         let (f, same, raw) = (f.figures(), same.figures(), raw.figures());
         print(
