@@ -55,7 +55,7 @@ pub async fn apply_locked(
     let rides = by_email.filter(|_| facts.iter().any(|f| matches!(f, Fact::OneTime(_))));
     for fact in facts {
         match fact {
-            Fact::Donor(_) if rides.is_some() => {}
+            Fact::Donor(d) if rides.is_some_and(|r| std::ptr::eq(r, d)) => {}
             Fact::OneTime(p) => record_payment(tx, p, donor_email, rides).await?,
             _ => apply(tx, fact, donor_email).await?,
         }
