@@ -162,22 +162,22 @@ pub async fn contributions(
     .await?;
     let mut rows = Rows::default();
     for r in read {
-        let (Some(day), donor) = (r.day, r.donor) else {
-            // A plan not started yet: only its cancellation counts.
-            if r.what == "plan" {
-                rows.plans.push(Plan {
-                    started: None,
-                    canceled: r.until,
-                    currency: r.currency,
-                    campaign: r.campaign,
-                    yearly: r.flag,
-                    amount: r.amount,
-                });
-            }
+        if r.what == "plan" {
+            // A plan not started yet has no start day: only its cancellation counts.
+            rows.plans.push(Plan {
+                started: r.day,
+                canceled: r.until,
+                currency: r.currency,
+                campaign: r.campaign,
+                yearly: r.flag,
+                amount: r.amount,
+            });
             continue;
-        };
-        match (r.what.as_str(), donor) {
-            ("gift", _) => rows.gifts.push(PaidGift {
+        }
+        // Paid gifts, refunds, disputes and gaps all have their days.
+        let Some(day) = r.day else { continue };
+        match (r.what.as_str(), r.donor, r.until) {
+            ("gift", ..) => rows.gifts.push(PaidGift {
                 day,
                 currency: r.currency,
                 campaign: r.campaign,
@@ -185,7 +185,7 @@ pub async fn contributions(
                 amount: r.amount,
                 fee: r.fee,
             }),
-            (what @ ("refunded" | "disputed"), _) => rows.taken.push(Taken {
+            (what @ ("refunded" | "disputed"), ..) => rows.taken.push(Taken {
                 day,
                 currency: r.currency,
                 campaign: r.campaign,
@@ -193,20 +193,10 @@ pub async fn contributions(
                 amount: r.amount,
                 disputed: what == "disputed",
             }),
-            ("plan", _) => rows.plans.push(Plan {
-                started: Some(day),
-                canceled: r.until,
-                currency: r.currency,
-                campaign: r.campaign,
-                yearly: r.flag,
-                amount: r.amount,
-            }),
-            ("gap", Some(donor)) => {
-                if let Some(until) = r.until {
-                    rows.kept_gaps.insert((donor, r.currency, day, until));
-                }
+            ("gap", Some(donor), Some(until)) => {
+                rows.kept_gaps.insert((donor, r.currency, day, until));
             }
-            (_, Some(donor)) => rows.activity.push(Activity {
+            ("given" | "taken", Some(donor), _) => rows.activity.push(Activity {
                 donor,
                 currency: r.currency,
                 day,

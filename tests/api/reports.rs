@@ -545,7 +545,8 @@ async fn seeding_twice_adds_up_and_keeps_every_index(_pool: PgPoolOptions, opts:
     for (i, email) in emails.iter().enumerate() {
         let frequency = if i % 2 == 0 { "once" } else { "monthly" };
         let res = app
-            .checkout(json!({"amount": 30_000 + i as i64, "frequency": frequency, "email": email}))
+            // Not whole dollars, unlike every seeded one-time gift: these are told apart.
+            .checkout(json!({"amount": 30_001 + i as i64, "frequency": frequency, "email": email}))
             .await;
         assert_eq!(res.status(), 201);
         let created: Value = res.json().await.unwrap();
@@ -555,7 +556,7 @@ async fn seeding_twice_adds_up_and_keeps_every_index(_pool: PgPoolOptions, opts:
     crate::payouts::wait_for_events(&app, 0).await;
     let regiven: i64 = sqlx::query_scalar(
         "select count(*) from gifts g join donors d on d.id = g.donor_id
-         where d.email = any($1) and g.state = 'paid' and g.amount >= 30000",
+         where d.email = any($1) and g.state = 'paid' and g.amount between 30001 and 30004",
     )
     .bind(&emails)
     .fetch_one(&app.db)
