@@ -30,23 +30,46 @@ pub struct Touched {
     pub subscriptions: Vec<String>,
 }
 
+/// How much was known, once locked, about what an event touches (`lock_touched`'s answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Nothing the kept figures read: after the event they come only from the rows it writes.
+    Nothing,
+    /// No figures yet, but rows they would read (a charge, refund or dispute of a touched
+    /// payment intent, a touched donor's kept gap).
+    Rows,
+    /// Figures: the "before" read finds something.
+    Figures,
+}
+
+impl Known {
+    /// `lock_touched`'s answer (migration 0021); none when nothing was locked.
+    pub fn of(level: Option<i32>) -> Known {
+        match level {
+            Some(2) => Known::Figures,
+            Some(1) => Known::Rows,
+            _ => Known::Nothing,
+        }
+    }
+}
+
 /// Serializes transactions about the same payments, donor links, plans and donors until they
-/// commit, and says whether anything touched had figures before the event (if not, the
-/// "before" read would find nothing and is skipped). A gift's figures depend on rows joined
+/// commit, and says how much was known about what they touch (if no figures, the "before"
+/// read would find nothing and is skipped). A gift's figures depend on rows joined
 /// through its payment intent (charge fee, refunds, disputes), so an event that reaches a gift
 /// by another key also locks that gift's payment intent, and every event locks the donors it
 /// touches (`touched_donors`), once the first locks are held (so that a rival's links are
-/// visible). One call (`lock_touched`, migration 0018), which also makes the transaction's
-/// contribution reads keep one generic plan per connection. A deadlock with a rival is
-/// aborted by Postgres and the webhook path runs the transaction again. (A delivery takes
-/// these locks in the statement that claims its event.)
-pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<bool, sqlx::Error> {
+/// visible). One call (`lock_touched`, migrations 0018 and 0021), which also makes the
+/// transaction's contribution reads keep one generic plan per connection. A deadlock with a
+/// rival is aborted by Postgres and the webhook path runs the transaction again. (A delivery
+/// takes these locks in the statement that claims its event.)
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<Known, sqlx::Error> {
     let keys = lock_keys(t);
     if keys.is_empty() {
-        return Ok(false);
+        return Ok(Known::Nothing);
     }
-    sqlx::query_scalar!(
-        r#"select lock_touched($1, $2, $3, $4, $5, $6, $7, $8) as "had_figures!""#,
+    let level = sqlx::query_scalar!(
+        r#"select lock_touched($1, $2, $3, $4, $5, $6, $7, $8)"#,
         &keys,
         &t.payment_intents,
         &t.invoices,
@@ -57,7 +80,8 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, t: &Touched) -> Result<boo
         &t.subscriptions
     )
     .fetch_one(&mut **tx)
-    .await
+    .await?;
+    Ok(Known::of(level))
 }
 
 /// The sorted keys `lock_touched` locks first (none: nothing to lock).

@@ -117,6 +117,28 @@ pub struct Rows {
     pub kept_gaps: BTreeSet<Gap>,
 }
 
+impl Rows {
+    /// The rows of one paid gift with no fee, refund or dispute yet, given by `donor` (if
+    /// known) who has given nothing else: a new reader's first gift.
+    pub fn first_gift(gift: PaidGift, donor: Option<Uuid>) -> Rows {
+        let activity = donor
+            .map(|donor| Activity {
+                donor,
+                currency: gift.currency.clone(),
+                day: gift.day,
+                gift: true,
+                net: gift.amount,
+            })
+            .into_iter()
+            .collect();
+        Rows {
+            gifts: vec![gift],
+            activity,
+            ..Rows::default()
+        }
+    }
+}
+
 /// What those rows add to each kept figure.
 #[derive(Debug, Default)]
 pub struct Contributions {

@@ -4,7 +4,8 @@
 
 use sqlx::{Postgres, Transaction};
 
-use crate::reports::aggregates::{self, Bands, Touched};
+use crate::reports::aggregates::{self, Bands, Known, Touched};
+use crate::reports::contributions::{Contributions, PaidGift, Rows};
 use uuid::Uuid;
 
 use super::facts::PayoutFact;
@@ -25,20 +26,20 @@ pub async fn apply_all(
     bands: &Bands,
 ) -> Result<(), sqlx::Error> {
     let touched = touched(facts);
-    let had_figures = aggregates::lock(tx, &touched).await?;
-    apply_locked(tx, facts, &touched, had_figures, tz, bands).await
+    let known = aggregates::lock(tx, &touched).await?;
+    apply_locked(tx, facts, &touched, known, tz, bands).await
 }
 
-/// `apply_all` once `touched` is locked (`had_figures`: whether it had figures before).
+/// `apply_all` once `touched` is locked (`known`: what was known about it before).
 pub async fn apply_locked(
     tx: &mut Tx<'_>,
     facts: &[Fact],
     touched: &Touched,
-    had_figures: bool,
+    known: Known,
     tz: &str,
     bands: &Bands,
 ) -> Result<(), sqlx::Error> {
-    let before = if had_figures {
+    let before = if known == Known::Figures {
         aggregates::contributions(tx, touched, bands, tz).await?
     } else {
         aggregates::Contributions::default()
@@ -53,14 +54,47 @@ pub async fn apply_locked(
         _ => None,
     });
     let rides = by_email.filter(|_| facts.iter().any(|f| matches!(f, Fact::OneTime(_))));
+    let mut written = None;
     for fact in facts {
         match fact {
             Fact::Donor(d) if rides.is_some_and(|r| std::ptr::eq(r, d)) => {}
-            Fact::OneTime(p) => record_payment(tx, p, donor_email, rides).await?,
-            _ => apply(tx, fact, donor_email).await?,
+            Fact::Donor(d) => record_donor(tx, d).await?,
+            Fact::OneTime(p) => written = record_payment(tx, p, donor_email, rides, tz).await?,
+            Fact::Plan(p) => record_plan(tx, p).await?,
+            Fact::Installment(i) => record_installment(tx, i, donor_email).await?,
+            Fact::Charge(c) => record_charge(tx, c).await?,
+            Fact::Refund(r) => record_refund(tx, r).await?,
+            Fact::Dispute(d) => record_dispute(tx, d).await?,
+            Fact::Payout(p) => record_payout(tx, p).await?,
         }
     }
-    let after = aggregates::contributions(tx, touched, bands, tz).await?;
+    // Nothing known before and nothing written but the payment (and its donor): the figures
+    // after are those of the gift row the payment's statement returned, a first gift with no
+    // fee or refund yet (`lock_touched` checked there are none), so they are not read back.
+    let only_the_payment = facts.iter().all(|f| match f {
+        Fact::OneTime(_) => true,
+        Fact::Donor(d) => rides.is_some_and(|r| std::ptr::eq(r, d)),
+        _ => false,
+    }) && facts
+        .iter()
+        .filter(|f| matches!(f, Fact::OneTime(_)))
+        .count()
+        == 1;
+    // (A gift whose payment intent the event did not name may have rows of it that
+    // `lock_touched` did not look for: it is read back.)
+    let after = match written {
+        Some(gift)
+            if known == Known::Nothing
+                && only_the_payment
+                && gift
+                    .payment_intent
+                    .as_ref()
+                    .is_none_or(|pi| touched.payment_intents.contains(pi)) =>
+        {
+            gift.contributions(bands)
+        }
+        _ => aggregates::contributions(tx, touched, bands, tz).await?,
+    };
     aggregates::add_difference(tx, before, after).await
 }
 
@@ -109,19 +143,6 @@ pub fn touched(facts: &[Fact]) -> Touched {
         }
     }
     t
-}
-
-async fn apply(tx: &mut Tx<'_>, fact: &Fact, donor_email: Option<&str>) -> Result<(), sqlx::Error> {
-    match fact {
-        Fact::Donor(d) => record_donor(tx, d).await,
-        Fact::Plan(p) => record_plan(tx, p).await,
-        Fact::OneTime(p) => record_payment(tx, p, donor_email, None).await,
-        Fact::Installment(i) => record_installment(tx, i, donor_email).await,
-        Fact::Charge(c) => record_charge(tx, c).await,
-        Fact::Refund(r) => record_refund(tx, r).await,
-        Fact::Dispute(d) => record_dispute(tx, d).await,
-        Fact::Payout(p) => record_payout(tx, p).await,
-    }
 }
 
 /// One donor per normalized email, linked to every Stripe customer seen for it.
@@ -248,15 +269,16 @@ async fn record_payment(
     p: &PaymentFact,
     donor_email: Option<&str>,
     by_email: Option<&DonorFact>,
-) -> Result<(), sqlx::Error> {
+    tz: &str,
+) -> Result<Option<WrittenGift>, sqlx::Error> {
     let paid = p.state == GiftState::Paid;
     let insertable = p.payment_intent_id.is_some()
         && matches!(
             p.state,
             GiftState::Paid | GiftState::Pending | GiftState::Failed
         );
-    sqlx::query!(
-        "with upserted as (
+    let row = sqlx::query!(
+        r#"with upserted as (
              insert into donors (id, email, name, country)
              select $15::uuid, $11::text, $16::text, $17::text where $18::bool and $11 is not null
              on conflict (email) do update set
@@ -289,19 +311,28 @@ async fn record_payment(
                  campaign = coalesce(campaign, $10),
                  updated_at = now()
              from existing where gifts.id = existing.id
+             returning gifts.state, gifts.donor_id, gifts.paid_at, gifts.currency, gifts.campaign,
+                       gifts.frequency, gifts.amount, gifts.payment_intent_id
+         ),
+         inserted as (
+             insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
+                                payment_intent_id, customer_id, donor_id, paid_at)
+             select coalesce($1, $12), $4, $6, $7, 'once', $13, $10, $2, $3, $8, (select id from donor),
+                    case when $5 then $9 end
+             where $14 and not exists (select 1 from existing)
+             on conflict (payment_intent_id) do update set
+                 checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
+                 donor_id = coalesce(gifts.donor_id, excluded.donor_id),
+                 state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
+                              then excluded.state else gifts.state end,
+                 paid_at = least(gifts.paid_at, excluded.paid_at),
+                 updated_at = now()
+             returning state, donor_id, paid_at, currency, campaign, frequency, amount, payment_intent_id
          )
-         insert into gifts (id, state, amount, currency, frequency, origin, campaign, checkout_session_id,
-                            payment_intent_id, customer_id, donor_id, paid_at)
-         select coalesce($1, $12), $4, $6, $7, 'once', $13, $10, $2, $3, $8, (select id from donor),
-                case when $5 then $9 end
-         where $14 and not exists (select 1 from existing)
-         on conflict (payment_intent_id) do update set
-             checkout_session_id = coalesce(gifts.checkout_session_id, excluded.checkout_session_id),
-             donor_id = coalesce(gifts.donor_id, excluded.donor_id),
-             state = case when gift_state_rank(excluded.state) > gift_state_rank(gifts.state)
-                          then excluded.state else gifts.state end,
-             paid_at = least(gifts.paid_at, excluded.paid_at),
-             updated_at = now()",
+         select state = 'paid' as "paid!", donor_id, (paid_at at time zone $19)::date as day,
+                currency as "currency!", coalesce(campaign, '') as "campaign!",
+                frequency = 'once' as "once!", amount as "amount!", payment_intent_id
+         from (select * from updated union all select * from inserted) written"#,
         p.gift_id,
         p.session_id,
         p.payment_intent_id,
@@ -320,10 +351,52 @@ async fn record_payment(
         by_email.and_then(|d| d.name.clone()),
         by_email.and_then(|d| d.country.clone()),
         by_email.is_some(),
+        tz,
     )
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row.map(|r| WrittenGift {
+        paid: r.paid,
+        day: r.day,
+        donor: r.donor_id,
+        currency: r.currency,
+        campaign: r.campaign,
+        once: r.once,
+        amount: r.amount,
+        payment_intent: r.payment_intent_id,
+    }))
+}
+
+/// The gift row a payment's statement left, as the kept figures read it.
+struct WrittenGift {
+    paid: bool,
+    /// Its paid day in the reporting time zone (none unless paid).
+    day: Option<chrono::NaiveDate>,
+    donor: Option<Uuid>,
+    currency: String,
+    campaign: String,
+    once: bool,
+    amount: i64,
+    payment_intent: Option<String>,
+}
+
+impl WrittenGift {
+    /// What it contributes as a first gift (no fee, refund or dispute, a donor who has given
+    /// nothing else); nothing unless paid.
+    fn contributions(self, bands: &Bands) -> Contributions {
+        let Some(day) = self.day.filter(|_| self.paid) else {
+            return Contributions::default();
+        };
+        let gift = PaidGift {
+            day,
+            currency: self.currency,
+            campaign: self.campaign,
+            once: self.once,
+            amount: self.amount,
+            fee: 0,
+        };
+        Contributions::of(Rows::first_gift(gift, self.donor), bands)
+    }
 }
 
 async fn record_installment(

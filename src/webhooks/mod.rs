@@ -251,8 +251,8 @@ async fn store_and_apply(
                returning event_id
            )
            select exists (select 1 from claim) as "claimed!",
-                  coalesce((select lock_touched($9, $10, $11, $12, $13, $14, $15, $16)
-                            from claim where cardinality($9) > 0), false) as "had_figures!""#,
+                  (select lock_touched($9, $10, $11, $12, $13, $14, $15, $16)
+                   from claim where cardinality($9) > 0) as "known?""#,
         envelope.id,
         envelope.kind,
         envelope.api_version,
@@ -282,7 +282,7 @@ async fn store_and_apply(
                 &mut tx,
                 facts,
                 &touched,
-                claim.had_figures,
+                aggregates::Known::of(claim.known),
                 &state.config.report_time_zone,
                 &Bands::from_config(&state.config),
             )

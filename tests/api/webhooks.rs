@@ -653,6 +653,62 @@ async fn a_one_time_gift_without_a_stripe_customer_joins_its_donor_by_email(
     assert_kept_totals_equal_a_recomputation(&r).await;
 }
 
+/// A first gift about which nothing was known (the commonest event) has its figures taken from
+/// the row its own statement wrote instead of read back: they must be the same figures, for
+/// a gift started at our checkout (its pending row updated) and for one that was not (a new
+/// row, under a campaign), each from a new reader.
+#[sqlx::test]
+async fn a_new_readers_first_gift_counts_as_a_recomputation_does(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "once", 2500).await;
+    let completed = g
+        .standin
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "checkout.session.completed")
+        .unwrap();
+    // The generator holds the pending gift its checkout made.
+    deliver_ok(&g, &completed).await;
+    let mut outside = completed.clone();
+    outside["id"] = json!("evt_first_gift_2");
+    outside["data"]["object"]["id"] = json!("cs_first_gift_2");
+    outside["data"]["object"]["payment_intent"] = json!("pi_first_gift_2");
+    outside["data"]["object"]["customer"] = Value::Null;
+    outside["data"]["object"]["client_reference_id"] = Value::Null;
+    outside["data"]["object"]["metadata"] = json!({"campaign": "autumn-drive"});
+    outside["data"]["object"]["amount_total"] = json!(4200);
+    outside["data"]["object"]["customer_details"]["email"] = json!("new.reader@example.org");
+    deliver_ok(&g, &outside).await;
+    assert_eq!(
+        count(
+            &g,
+            "select count(*) from gifts where state = 'paid' and donor_id is not null"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &g,
+            "select sum(gross)::int8 from daily_totals where campaign = 'autumn-drive'"
+        )
+        .await,
+        4200
+    );
+    assert_eq!(
+        count(
+            &g,
+            "select sum(donors)::int8 from period_donor_totals where period_kind = 'year'"
+        )
+        .await,
+        2
+    );
+    assert_kept_totals_equal_a_recomputation(&g).await;
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,
