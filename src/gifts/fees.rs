@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::state::AppState;
 use crate::stripe::{StripeError, expandable_id};
+use crate::webhooks::{ChargeFact, Fact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeeError {
@@ -98,24 +99,18 @@ async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeE
         .stripe
         .get(&format!("/balance_transactions/{bt_id}"), &[])
         .await?;
-    sqlx::query!(
-        "insert into charges (charge_id, payment_intent_id, amount, currency, balance_transaction_id, fee, net, created)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (charge_id) do update set
-             payment_intent_id = coalesce(charges.payment_intent_id, excluded.payment_intent_id),
-             balance_transaction_id = excluded.balance_transaction_id,
-             fee = excluded.fee, net = excluded.net, updated_at = now()",
-        charge.id,
-        payment_intent,
-        charge.amount,
-        charge.currency,
-        bt.id,
-        bt.fee,
-        bt.net,
-        chrono::DateTime::from_timestamp(charge.created, 0).unwrap_or_default()
-    )
-    .execute(&state.db)
-    .await?;
+    // As a `charge.succeeded` would tell it: the kept fee totals move with it.
+    let fact = Fact::Charge(ChargeFact {
+        charge_id: charge.id,
+        payment_intent_id: Some(payment_intent.to_string()),
+        amount: charge.amount,
+        currency: charge.currency,
+        balance_transaction_id: Some(bt.id),
+        fee: Some(bt.fee),
+        net: Some(bt.net),
+        created: chrono::DateTime::from_timestamp(charge.created, 0).unwrap_or_default(),
+    });
+    crate::webhooks::apply_facts(state, &[fact]).await?;
     Ok(true)
 }
 

@@ -22,7 +22,7 @@ use crate::reports::aggregates::{self, Bands};
 use crate::state::AppState;
 use crate::stripe::{StripeError, signature};
 
-pub use facts::Fact;
+pub use facts::{ChargeFact, Fact};
 
 /// Stripe's events are small; anything over this is not from Stripe.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -296,6 +296,25 @@ async fn store_and_apply(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Applies facts learned outside an event (a fee read from Stripe's balance transaction)
+/// through the same locked transaction as a delivery, so the kept figures move with them.
+pub async fn apply_facts(state: &AppState, facts: &[Fact]) -> Result<(), sqlx::Error> {
+    let bands = Bands::from_config(&state.config);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = state.db.begin().await?;
+        let applied =
+            apply::apply_all(&mut tx, facts, &state.config.report_time_zone, &bands).await;
+        match applied {
+            Ok(()) => return tx.commit().await,
+            // A rival created the same rows first (or a deadlock): run it again.
+            Err(e) if is_race(&e) && attempt < 4 => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What a sync found.
