@@ -264,7 +264,7 @@ pub async fn interpret(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Inte
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.deleted" => Ok(vec![plan_from(o, at)?]),
-        "payment_intent.succeeded" => payment_intent(state, o).await,
+        "payment_intent.succeeded" => payment_intent(state, o, at).await,
         "charge.succeeded" => charge(state, o).await,
         "charge.refunded" => {
             let charge_id = need_str(o, "id")?;
@@ -349,6 +349,10 @@ async fn session(
     let currency = s(o, "currency").unwrap_or_default();
     match mode.as_str() {
         "payment" => {
+            // A session a coupon made free moved no money: no gift to record.
+            if amount <= 0 && payment_status == "no_payment_required" {
+                return Ok(facts);
+            }
             if amount <= 0 {
                 return Err(unreadable("payment session without amount_total"));
             }
@@ -365,12 +369,14 @@ async fn session(
             }))
         }
         "subscription" => {
-            if state_now == GiftState::Expired {
+            // A session that expired, or whose first bank debit failed, ends its pending gift
+            // (the plan's own events tell what became of the plan).
+            if matches!(state_now, GiftState::Expired | GiftState::Failed) {
                 facts.push(Fact::OneTime(PaymentFact {
                     gift_id,
                     session_id: Some(id),
                     payment_intent_id: None,
-                    state: GiftState::Expired,
+                    state: state_now,
                     amount: amount.max(1),
                     currency,
                     customer_id,
@@ -382,7 +388,10 @@ async fn session(
             let sub = id_of(o, "subscription")
                 .ok_or_else(|| unreadable("subscription session without a subscription"))?;
             facts.push(fetch_plan(state, &sub, at).await?);
+            // Nothing to pay now (a trial, a full coupon): the first installment is the first
+            // invoice paid, as for the invoices (`invoice_paid`).
             if state_now == GiftState::Paid
+                && amount > 0
                 && let Some(invoice_id) = id_of(o, "invoice")
             {
                 facts.push(Fact::Installment(InstallmentFact {
@@ -513,23 +522,38 @@ fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
         )));
     }
     let metadata = o.get("metadata").cloned().unwrap_or(Value::Null);
+    let status = need_str(o, "status")?;
+    // Stripe sets `canceled_at` as soon as a donor asks to cancel at the period's end, while
+    // the plan is still active and paying (and clears it if they change their mind): a plan
+    // has ended when its status says so, on `ended_at`.
+    let ended = status == "canceled";
+    let time = |field: &str| o.get(field).and_then(Value::as_i64).map(ts);
     Ok(Fact::Plan(PlanFact {
         subscription_id: need_str(o, "id")?,
         customer_id: id_of(o, "customer"),
         amount: unit * quantity,
         currency: need_str(o, "currency")?,
         interval,
-        status: need_str(o, "status")?,
+        status,
         at,
-        canceled_at: o.get("canceled_at").and_then(Value::as_i64).map(ts),
-        started_at: o.get("start_date").and_then(Value::as_i64).map(ts),
-        cancel_reason: o.get("cancellation_details").and_then(|d| s(d, "reason")),
+        canceled_at: ended.then(|| time("ended_at").or(time("canceled_at")).unwrap_or(at)),
+        started_at: time("start_date"),
+        cancel_reason: o
+            .get("cancellation_details")
+            .and_then(|d| s(d, "reason"))
+            .filter(|_| ended),
         campaign: s(&metadata, "campaign"),
         from_checkout: gift_id_in(&metadata).is_some(),
     }))
 }
 
-async fn payment_intent(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpret> {
+/// `at`: when it succeeded (the event's time; the intent's own `created` is when the payment
+/// began, days earlier for a bank debit).
+async fn payment_intent(
+    state: &AppState,
+    o: &Value,
+    at: DateTime<Utc>,
+) -> Result<Vec<Fact>, Interpret> {
     let id = need_str(o, "id")?;
     let metadata = o.get("metadata").cloned().unwrap_or(Value::Null);
     let gift_id = gift_id_in(&metadata);
@@ -569,7 +593,7 @@ async fn payment_intent(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interp
         currency: need_str(o, "currency")?,
         customer_id,
         campaign: s(&metadata, "campaign"),
-        at: ts(need_i64(o, "created")?),
+        at,
     }));
     Ok(facts)
 }

@@ -709,6 +709,165 @@ async fn a_new_readers_first_gift_counts_as_a_recomputation_does(
     assert_kept_totals_equal_a_recomputation(&g).await;
 }
 
+/// A donor who asks to cancel at the period's end still has an active, paying plan: Stripe
+/// sets `canceled_at` at once, but the plan ends (and counts as cancelled) when Stripe ends
+/// it; one who changes their mind before then never counted as a cancellation.
+#[sqlx::test]
+async fn a_plan_cancelled_at_the_period_end_stays_active_until_it_ends(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "monthly", 1000).await;
+    let events = g.standin.events();
+    let r = receiver(&opts, &g, "period_end").await;
+    for e in &events {
+        deliver_ok(&r, e).await;
+    }
+    let created = events
+        .iter()
+        .find(|e| e["type"] == "customer.subscription.created")
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut asked = created.clone();
+    asked["id"] = json!("evt_period_end_asked");
+    asked["type"] = json!("customer.subscription.updated");
+    asked["created"] = json!(now + 10);
+    let sub = &mut asked["data"]["object"];
+    sub["status"] = json!("active");
+    sub["cancel_at_period_end"] = json!(true);
+    sub["cancel_at"] = json!(now + 30 * 86400);
+    sub["canceled_at"] = json!(now + 10);
+    sub["cancellation_details"] =
+        json!({"comment": null, "feedback": null, "reason": "cancellation_requested"});
+    deliver_ok(&r, &asked).await;
+    let plan = "select count(*) from plans where status = 'active' and canceled_at is null and cancel_reason is null";
+    assert_eq!(count(&r, plan).await, 1);
+    assert_eq!(
+        count(
+            &r,
+            "select coalesce(sum(cancellations), 0)::int8 from plan_days"
+        )
+        .await,
+        0
+    );
+    // They change their mind; later the plan is ended after all.
+    let mut kept = asked.clone();
+    kept["id"] = json!("evt_period_end_kept");
+    kept["created"] = json!(now + 20);
+    let sub = &mut kept["data"]["object"];
+    sub["cancel_at_period_end"] = json!(false);
+    sub["cancel_at"] = Value::Null;
+    sub["canceled_at"] = Value::Null;
+    sub["cancellation_details"] = json!({"comment": null, "feedback": null, "reason": null});
+    deliver_ok(&r, &kept).await;
+    assert_eq!(count(&r, plan).await, 1);
+    let mut ended = asked.clone();
+    ended["id"] = json!("evt_period_end_ended");
+    ended["type"] = json!("customer.subscription.deleted");
+    ended["created"] = json!(now + 40);
+    let sub = &mut ended["data"]["object"];
+    sub["status"] = json!("canceled");
+    sub["ended_at"] = json!(now + 40);
+    deliver_ok(&r, &ended).await;
+    assert_eq!(
+        count(
+            &r,
+            "select count(*) from plans where status = 'canceled' and cancel_reason = 'cancellation_requested'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &r,
+            "select extract(epoch from canceled_at)::int8 from plans"
+        )
+        .await,
+        now + 40
+    );
+    assert_eq!(
+        count(
+            &r,
+            "select coalesce(sum(cancellations), 0)::int8 from plan_days"
+        )
+        .await,
+        1
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
+}
+
+/// Sessions that end without money moving: a subscription started on a trial (nothing to pay
+/// now) records its plan but no gift of 0, and is not flagged; a subscription whose first bank
+/// debit failed ends its pending gift as failed.
+#[sqlx::test]
+async fn sessions_without_money_record_no_gift_and_failed_debits_fail_the_gift(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "monthly", 1000).await;
+    let completed = g
+        .standin
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "checkout.session.completed")
+        .unwrap();
+    // The generator holds the pending gift its checkout made.
+    let mut failed = completed.clone();
+    failed["id"] = json!("evt_sub_debit_failed");
+    failed["type"] = json!("checkout.session.async_payment_failed");
+    failed["data"]["object"]["payment_status"] = json!("unpaid");
+    deliver_ok(&g, &failed).await;
+    assert_eq!(
+        count(&g, "select count(*) from gifts where state = 'failed'").await,
+        1
+    );
+    let mut trial = completed.clone();
+    trial["id"] = json!("evt_sub_trial");
+    trial["data"]["object"]["id"] = json!("cs_sub_trial");
+    trial["data"]["object"]["payment_status"] = json!("no_payment_required");
+    trial["data"]["object"]["amount_total"] = json!(0);
+    trial["data"]["object"]["amount_subtotal"] = json!(0);
+    trial["data"]["object"]["metadata"] = json!({});
+    trial["data"]["object"]["client_reference_id"] = Value::Null;
+    let r = receiver(&opts, &g, "trial").await;
+    deliver_ok(&r, &trial).await;
+    assert_eq!(
+        count(&r, "select count(*) from stripe_events where needs_review").await,
+        0
+    );
+    assert_eq!(count(&r, "select count(*) from plans").await, 1);
+    assert_eq!(count(&r, "select count(*) from gifts").await, 0);
+}
+
+/// A payment is dated when it succeeded (the event), not when its payment intent was created
+/// (days earlier for a bank debit).
+#[sqlx::test]
+async fn a_payment_is_dated_when_it_succeeded(_pool: PgPoolOptions, opts: PgConnectOptions) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "once", 2500).await;
+    let mut pi_event = g
+        .standin
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "payment_intent.succeeded")
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    pi_event["id"] = json!("evt_debit_1");
+    pi_event["created"] = json!(now);
+    pi_event["data"]["object"]["id"] = json!("pi_debit_1");
+    pi_event["data"]["object"]["metadata"] = json!({});
+    pi_event["data"]["object"]["created"] = json!(now - 5 * 86400);
+    let r = receiver(&opts, &g, "dated").await;
+    deliver_ok(&r, &pi_event).await;
+    assert_eq!(
+        count(&r, "select extract(epoch from paid_at)::int8 from gifts").await,
+        now
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,
