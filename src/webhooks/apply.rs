@@ -538,7 +538,15 @@ async fn record_dispute(tx: &mut Tx<'_>, d: &DisputeFact) -> Result<(), sqlx::Er
                  when dispute_status_rank(excluded.status) = 2 then excluded.status
                  when excluded.status_at >= disputes.status_at then excluded.status
                  else disputes.status end,
-             status_at = greatest(disputes.status_at, excluded.status_at),
+             -- A dispute's day is when it became final (the earliest final event, so any
+             -- order ends alike); later events about a closed dispute do not move it.
+             status_at = case
+                 when dispute_status_rank(disputes.status) = 2 and dispute_status_rank(excluded.status) = 2
+                     then least(disputes.status_at, excluded.status_at)
+                 when dispute_status_rank(disputes.status) = 2 then disputes.status_at
+                 when dispute_status_rank(excluded.status) = 2 then excluded.status_at
+                 else greatest(disputes.status_at, excluded.status_at) end,
+             payment_intent_id = coalesce(disputes.payment_intent_id, excluded.payment_intent_id),
              amount = excluded.amount,
              updated_at = now()",
         d.dispute_id,

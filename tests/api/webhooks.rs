@@ -868,6 +868,65 @@ async fn a_payment_is_dated_when_it_succeeded(_pool: PgPoolOptions, opts: PgConn
     assert_kept_totals_equal_a_recomputation(&r).await;
 }
 
+/// A lost dispute takes the money back on the day it was lost: an update Stripe sends about
+/// the closed dispute later does not move it to another day, in either order.
+#[sqlx::test]
+async fn a_lost_dispute_stays_on_the_day_it_was_lost(_pool: PgPoolOptions, opts: PgConnectOptions) {
+    let g = generator(opts.clone()).await;
+    let (_, once) = paid_checkout(&g, "once", 5000).await;
+    let pi = once["payment_intent"].as_str().unwrap().to_string();
+    let payment: Value = g.standin.object(&pi).unwrap();
+    let charge = payment["latest_charge"].as_str().unwrap().to_string();
+    let dispute = stripe_call(
+        &g,
+        reqwest::Method::POST,
+        &format!("_sim/charges/{charge}/dispute"),
+        &[],
+    )
+    .await;
+    stripe_call(
+        &g,
+        reqwest::Method::POST,
+        &format!(
+            "_sim/disputes/{}/close?status=lost",
+            dispute["id"].as_str().unwrap()
+        ),
+        &[],
+    )
+    .await;
+    let events = g.standin.events();
+    let closed = events
+        .iter()
+        .find(|e| e["type"] == "charge.dispute.closed")
+        .unwrap();
+    let mut later = closed.clone();
+    later["id"] = json!("evt_dispute_updated_later");
+    later["type"] = json!("charge.dispute.updated");
+    later["created"] = json!(closed["created"].as_i64().unwrap() + 3 * 86400);
+    let lost_at = "select extract(epoch from status_at)::int8 from disputes";
+    for (name, order) in [
+        ("in_order", [closed, &later]),
+        ("reversed", [&later, closed]),
+    ] {
+        let r = receiver(&opts, &g, name).await;
+        for e in events
+            .iter()
+            .filter(|e| !e["type"].as_str().unwrap().starts_with("charge.dispute"))
+        {
+            deliver_ok(&r, e).await;
+        }
+        for e in order {
+            deliver_ok(&r, e).await;
+        }
+        assert_eq!(
+            count(&r, lost_at).await,
+            closed["created"].as_i64().unwrap(),
+            "{name}"
+        );
+        assert_kept_totals_equal_a_recomputation(&r).await;
+    }
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,
