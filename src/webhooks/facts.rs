@@ -466,7 +466,15 @@ async fn invoice_paid(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpre
     if let Some(d) = donor_from_details(&details, None, customer_id.clone()) {
         facts.push(d);
     }
-    facts.push(fetch_plan(state, &sub, paid_at).await?);
+    // The money came whatever the plan: a plan we do not keep (billed weekly, say) still has
+    // each installment recorded, without it.
+    match fetch_plan(state, &sub, paid_at).await {
+        Ok(plan) => facts.push(plan),
+        Err(Interpret::Unreadable(why)) => {
+            tracing::warn!(subscription = %sub, %why, "installment recorded without its plan");
+        }
+        Err(e) => return Err(e),
+    }
     facts.push(Fact::Installment(InstallmentFact {
         gift_id: if first { gift_id_in(&metadata) } else { None },
         session_id: None,
@@ -511,14 +519,21 @@ fn plan_from(o: &Value, at: DateTime<Utc>) -> Result<Fact, Interpret> {
         .or_else(|| price.get("amount").and_then(Value::as_i64))
         .ok_or_else(|| unreadable("price without unit_amount"))?;
     let quantity = item.get("quantity").and_then(Value::as_i64).unwrap_or(1);
-    let interval = price
+    let recurring = price
         .get("recurring")
-        .and_then(|r| s(r, "interval"))
-        .or_else(|| s(price, "interval"))
-        .ok_or_else(|| unreadable("price without interval"))?;
-    if !matches!(interval.as_str(), "month" | "year") {
+        .filter(|r| r.is_object())
+        .unwrap_or(price);
+    let interval = s(recurring, "interval").ok_or_else(|| unreadable("price without interval"))?;
+    // Plans are kept as monthly or yearly (their monthly revenue is the amount, or a
+    // twelfth of it): one billed every three months, or weekly, is refused here rather than
+    // counted as monthly (its installments are still recorded, by `invoice_paid`).
+    let every = recurring
+        .get("interval_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    if !matches!(interval.as_str(), "month" | "year") || every != 1 {
         return Err(unreadable(format!(
-            "interval {interval} is not one we offer"
+            "a plan billed every {every} {interval} is not one we keep"
         )));
     }
     let metadata = o.get("metadata").cloned().unwrap_or(Value::Null);

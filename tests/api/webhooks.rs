@@ -927,6 +927,61 @@ async fn a_lost_dispute_stays_on_the_day_it_was_lost(_pool: PgPoolOptions, opts:
     }
 }
 
+/// Plans are kept as monthly or yearly. One billed otherwise (every three months, weekly:
+/// made in the Dashboard) is flagged for review rather than counted as monthly, and every
+/// installment of it is still recorded: the money came.
+#[sqlx::test]
+async fn installments_of_a_plan_we_do_not_keep_are_still_recorded(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "monthly", 3000).await;
+    let events = g.standin.events();
+    let created = events
+        .iter()
+        .find(|e| e["type"] == "customer.subscription.created")
+        .unwrap();
+    let sub = created["data"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Billed every three months.
+    let quarterly = |o: &mut Value| {
+        o["items"]["data"][0]["price"]["recurring"]["interval_count"] = json!(3);
+        o["items"]["data"][0]["plan"]["interval_count"] = json!(3);
+    };
+    g.standin.edit_object(&sub, quarterly);
+    let mut told = created.clone();
+    quarterly(&mut told["data"]["object"]);
+    let r = receiver(&opts, &g, "quarterly").await;
+    for e in events
+        .iter()
+        .filter(|e| e["type"] != "customer.subscription.created")
+    {
+        deliver_ok(&r, e).await;
+    }
+    deliver_ok(&r, &told).await;
+    assert_eq!(count(&r, "select count(*) from plans").await, 0);
+    assert_eq!(
+        count(
+            &r,
+            "select count(*) from gifts where state = 'paid' and amount = 3000"
+        )
+        .await,
+        1
+    );
+    assert!(
+        count(
+            &r,
+            "select count(*) from stripe_events where needs_review and error like '%every 3 month%'"
+        )
+        .await
+            >= 1
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,

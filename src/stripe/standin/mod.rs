@@ -134,6 +134,15 @@ impl StandIn {
         self.sim.get(id).map(state::public)
     }
 
+    /// Changes a stored object as Stripe would have it (a plan edited in the Dashboard, say):
+    /// later reads of it see the change. No event is sent.
+    pub fn edit_object(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        let mut inner = self.sim.inner.lock().unwrap();
+        if let Some(o) = inner.objects.get_mut(id) {
+            edit(o);
+        }
+    }
+
     /// While paused, events are recorded (and listed by `/v1/events`) but not delivered.
     pub fn pause_deliveries(&self, paused: bool) {
         self.sim.inner.lock().unwrap().deliveries_paused = paused;
