@@ -143,6 +143,7 @@ fn new_readers_gift(day: chrono::NaiveDate, bands: &Bands) -> Contributions {
                 once: true,
                 amount: 2500,
                 fee: 0,
+                fee_currency: "usd".into(),
             },
             Some(uuid::Uuid::nil()),
         ),

@@ -37,6 +37,7 @@ struct BalanceTransaction {
     id: String,
     fee: i64,
     net: i64,
+    currency: String,
 }
 
 /// Settles up to `limit` gifts paid at least `min_age` ago (and, when given, after `since`)
@@ -108,6 +109,7 @@ async fn settle_one(state: &AppState, payment_intent: &str) -> Result<bool, FeeE
         balance_transaction_id: Some(bt.id),
         fee: Some(bt.fee),
         net: Some(bt.net),
+        fee_currency: Some(bt.currency.to_lowercase()),
         created: chrono::DateTime::from_timestamp(charge.created, 0).unwrap_or_default(),
     });
     crate::webhooks::apply_facts(state, &[fact]).await?;

@@ -135,43 +135,45 @@ pub async fn contributions(
            )
            select 'gift' as "what!", (g.paid_at at time zone $1)::date as "day?", null::date as "until?",
                   g.currency as "currency!", g.campaign as "campaign!", g.once as "flag!", g.amount as "amount!",
-                  coalesce((select c.fee from charges c where c.payment_intent_id = g.payment_intent_id
-                            order by c.created, c.charge_id limit 1), 0) as "fee!",
-                  null::uuid as "donor?"
+                  coalesce(c.fee, 0) as "fee!", null::uuid as "donor?",
+                  coalesce(c.fee_currency, g.currency) as "fee_currency?"
            from reached g
+           left join lateral (select c.fee, c.fee_currency from charges c
+                              where c.payment_intent_id = g.payment_intent_id
+                              order by c.created, c.charge_id limit 1) c on true
            union all
-           select 'refunded', (r.created at time zone $1)::date, null, r.currency, g.campaign, g.once, r.amount, 0, null
+           select 'refunded', (r.created at time zone $1)::date, null, r.currency, g.campaign, g.once, r.amount, 0, null, null
            from reached g
            cross join lateral (select * from refunds r
                                where r.payment_intent_id = g.payment_intent_id and r.status = 'succeeded'
                                offset 0) r
            union all
-           select 'disputed', (d.status_at at time zone $1)::date, null, d.currency, g.campaign, g.once, d.amount, 0, null
+           select 'disputed', (d.status_at at time zone $1)::date, null, d.currency, g.campaign, g.once, d.amount, 0, null, null
            from reached g
            cross join lateral (select * from disputes d
                                where d.payment_intent_id = g.payment_intent_id and d.status = 'lost'
                                offset 0) d
            union all
-           select 'given', (g.paid_at at time zone $1)::date, null, g.currency, '', true, g.amount, 0, g.donor_id
+           select 'given', (g.paid_at at time zone $1)::date, null, g.currency, '', true, g.amount, 0, g.donor_id, null
            from given g
            union all
-           select 'taken', (r.created at time zone $1)::date, null, r.currency, '', false, -r.amount, 0, g.donor_id
+           select 'taken', (r.created at time zone $1)::date, null, r.currency, '', false, -r.amount, 0, g.donor_id, null
            from given g
            cross join lateral (select * from refunds r
                                where r.payment_intent_id = g.payment_intent_id and r.status = 'succeeded'
                                offset 0) r
            union all
-           select 'taken', (d.status_at at time zone $1)::date, null, d.currency, '', false, -d.amount, 0, g.donor_id
+           select 'taken', (d.status_at at time zone $1)::date, null, d.currency, '', false, -d.amount, 0, g.donor_id, null
            from given g
            cross join lateral (select * from disputes d
                                where d.payment_intent_id = g.payment_intent_id and d.status = 'lost'
                                offset 0) d
            union all
            select 'plan', (started_at at time zone $1)::date, (canceled_at at time zone $1)::date, currency,
-                  coalesce(campaign, ''), interval = 'year', amount, 0, null
+                  coalesce(campaign, ''), interval = 'year', amount, 0, null, null
            from plans where subscription_id = any($8)
            union all
-           select 'gap', g.after_day, g.before_day, g.currency, '', false, 0, 0, g.donor_id
+           select 'gap', g.after_day, g.before_day, g.currency, '', false, 0, 0, g.donor_id, null
            from touched, donor_gaps g where g.donor_id = any(touched.ids)"#,
         tz,
         &t.payment_intents,
@@ -208,6 +210,7 @@ pub async fn contributions(
                 once: r.flag,
                 amount: r.amount,
                 fee: r.fee,
+                fee_currency: r.fee_currency.unwrap_or_default(),
             }),
             (what @ ("refunded" | "disputed"), ..) => rows.taken.push(Taken {
                 day,

@@ -24,6 +24,8 @@ pub struct PaidGift {
     pub once: bool,
     pub amount: i64,
     pub fee: i64,
+    /// The fee's currency: the gift's, or the account's when Stripe converted the gift.
+    pub fee_currency: String,
 }
 
 /// Money taken back from a reached paid gift: a succeeded refund or a lost dispute, on its
@@ -175,10 +177,20 @@ impl Contributions {
                 (g.day, g.currency.clone(), g.campaign.clone(), g.amount),
                 [1],
             );
+            // A fee in another currency counts there, on the gift's day: never subtracted
+            // from money in the gift's currency.
+            let same = g.fee_currency == g.currency;
+            if !same && g.fee != 0 {
+                add(
+                    &mut out.daily,
+                    (g.day, g.fee_currency, g.campaign.clone(), kind(g.once)),
+                    [0, 0, 0, 0, g.fee],
+                );
+            }
             add(
                 &mut out.daily,
                 (g.day, g.currency, g.campaign, kind(g.once)),
-                [g.amount, 1, 0, 0, g.fee],
+                [g.amount, 1, 0, 0, if same { g.fee } else { 0 }],
             );
         }
         for t in rows.taken {
@@ -468,6 +480,37 @@ mod tests {
     }
 
     #[test]
+    fn a_fee_in_another_currency_counts_there_and_never_against_the_gift() {
+        let gift = |fee_currency: &str| PaidGift {
+            day: day("2026-03-01"),
+            currency: "eur".into(),
+            campaign: "".into(),
+            once: true,
+            amount: 2_000,
+            fee: 88,
+            fee_currency: fee_currency.into(),
+        };
+        let converted = Contributions::of(Rows::first_gift(gift("usd"), None), &bands());
+        let eur = (
+            day("2026-03-01"),
+            "eur".to_string(),
+            String::new(),
+            "one_time".to_string(),
+        );
+        let usd = (
+            day("2026-03-01"),
+            "usd".to_string(),
+            String::new(),
+            "one_time".to_string(),
+        );
+        assert_eq!(converted.daily[&eur], [2_000, 1, 0, 0, 0]);
+        assert_eq!(converted.daily[&usd], [0, 0, 0, 0, 88]);
+        let same = Contributions::of(Rows::first_gift(gift("eur"), None), &bands());
+        assert_eq!(same.daily[&eur], [2_000, 1, 0, 0, 88]);
+        assert!(!same.daily.contains_key(&usd));
+    }
+
+    #[test]
     fn ledger_rows_add_up_by_day_and_kind_and_plans_by_day() {
         let rows = Rows {
             gifts: vec![PaidGift {
@@ -477,6 +520,7 @@ mod tests {
                 once: true,
                 amount: 2_500,
                 fee: 103,
+                fee_currency: "usd".into(),
             }],
             taken: vec![Taken {
                 day: day("2026-03-04"),

@@ -47,7 +47,9 @@ pub struct LedgerRow {
     /// minus a lost dispute (0 for a dispute still open or won).
     pub amount: i64,
     pub currency: String,
-    /// Stripe's processing fee, where known (gifts only).
+    /// Stripe's processing fee, where known and in the gift's currency (gifts only; one taken
+    /// in the account's currency for a converted gift counts in the summary, under that
+    /// currency).
     pub fee: Option<i64>,
     /// `amount` less `fee`.
     pub net: i64,
@@ -123,7 +125,10 @@ pub fn ledger_sql(scope: Scope) -> String {
            g.amount - coalesce(c.fee, 0) as net, g.covered_fee as covered_fee,
            c.charge_id as charge_id, null::text as refund_id, null::text as dispute_id
     from gifts g
-    left join lateral (select charge_id, fee from charges where payment_intent_id = g.payment_intent_id
+    left join lateral (select charge_id,
+                              -- a fee Stripe took in another currency is not this row's money
+                              case when coalesce(fee_currency, g.currency) = g.currency then fee end as fee
+                       from charges where payment_intent_id = g.payment_intent_id
                        order by created, charge_id limit 1) c on true
     where g.state = 'paid' and g.paid_at is not null and {gifts}
     union all

@@ -389,6 +389,7 @@ impl WrittenGift {
         };
         let gift = PaidGift {
             day,
+            fee_currency: self.currency.clone(),
             currency: self.currency,
             campaign: self.campaign,
             once: self.once,
@@ -483,13 +484,15 @@ async fn record_installment(
 
 async fn record_charge(tx: &mut Tx<'_>, c: &ChargeFact) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "insert into charges (charge_id, payment_intent_id, amount, currency, balance_transaction_id, fee, net, created)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
+        "insert into charges (charge_id, payment_intent_id, amount, currency, balance_transaction_id, fee, net, created,
+                              fee_currency)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          on conflict (charge_id) do update set
              payment_intent_id = coalesce(charges.payment_intent_id, excluded.payment_intent_id),
              balance_transaction_id = coalesce(excluded.balance_transaction_id, charges.balance_transaction_id),
              fee = coalesce(excluded.fee, charges.fee),
              net = coalesce(excluded.net, charges.net),
+             fee_currency = coalesce(excluded.fee_currency, charges.fee_currency),
              updated_at = now()",
         c.charge_id,
         c.payment_intent_id,
@@ -498,7 +501,8 @@ async fn record_charge(tx: &mut Tx<'_>, c: &ChargeFact) -> Result<(), sqlx::Erro
         c.balance_transaction_id,
         c.fee,
         c.net,
-        c.created
+        c.created,
+        c.fee_currency
     )
     .execute(&mut **tx)
     .await?;

@@ -94,6 +94,9 @@ pub struct ChargeFact {
     pub balance_transaction_id: Option<String>,
     pub fee: Option<i64>,
     pub net: Option<i64>,
+    /// The balance transaction's currency (the account's settlement currency), which `fee`
+    /// and `net` are in.
+    pub fee_currency: Option<String>,
     pub created: DateTime<Utc>,
 }
 
@@ -616,24 +619,22 @@ async fn payment_intent(
 async fn charge(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpret> {
     let charge_id = need_str(o, "id")?;
     let bt_id = id_of(o, "balance_transaction");
-    // The fee is on the balance transaction: read it now (an expanded one needs no call).
-    let (fee, net) = match (o.get("balance_transaction"), &bt_id) {
-        (Some(Value::Object(bt)), _) => (
-            bt.get("fee").and_then(Value::as_i64),
-            bt.get("net").and_then(Value::as_i64),
-        ),
+    // The fee is on the balance transaction, in its currency: read it now (an expanded one
+    // needs no call).
+    let bt = match (o.get("balance_transaction"), &bt_id) {
+        (Some(bt @ Value::Object(_)), _) => bt.clone(),
         (_, Some(id)) => {
-            let bt: Value = state
+            state
                 .stripe
                 .get(&format!("/balance_transactions/{id}"), &[])
-                .await?;
-            (
-                bt.get("fee").and_then(Value::as_i64),
-                bt.get("net").and_then(Value::as_i64),
-            )
+                .await?
         }
-        _ => (None, None),
+        _ => Value::Null,
     };
+    let (fee, net) = (
+        bt.get("fee").and_then(Value::as_i64),
+        bt.get("net").and_then(Value::as_i64),
+    );
     let mut facts = Vec::new();
     let details = o.get("billing_details").cloned().unwrap_or(Value::Null);
     if let Some(d) = donor_from_details(&details, None, id_of(o, "customer")) {
@@ -647,6 +648,7 @@ async fn charge(state: &AppState, o: &Value) -> Result<Vec<Fact>, Interpret> {
         balance_transaction_id: bt_id,
         fee,
         net,
+        fee_currency: s(&bt, "currency").map(|c| c.to_lowercase()),
         created: ts(need_i64(o, "created")?),
     }));
     Ok(facts)

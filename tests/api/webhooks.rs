@@ -982,6 +982,67 @@ async fn installments_of_a_plan_we_do_not_keep_are_still_recorded(
     assert_kept_totals_equal_a_recomputation(&r).await;
 }
 
+/// Stripe takes its fee in the account's currency: for a gift it converted, not the gift's.
+/// That fee counts under its own currency, never subtracted from the gift's money.
+#[sqlx::test]
+async fn a_fee_taken_in_another_currency_counts_in_that_currency(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    paid_checkout(&g, "once", 2500).await;
+    let mut events = g.standin.events();
+    let charge = events
+        .iter_mut()
+        .find(|e| e["type"] == "charge.succeeded")
+        .unwrap();
+    // As if the account settled in euros.
+    let bt = &mut charge["data"]["object"]["balance_transaction"];
+    if bt.is_object() {
+        bt["currency"] = json!("eur");
+    } else {
+        g.standin
+            .edit_object(bt.as_str().unwrap(), |o| o["currency"] = json!("eur"));
+    }
+    let r = receiver(&opts, &g, "fee_currency").await;
+    for e in &events {
+        deliver_ok(&r, e).await;
+    }
+    assert_eq!(
+        count(
+            &r,
+            "select count(*) from charges where fee_currency = 'eur' and fee = 103"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &r,
+            "select sum(fees)::int8 from daily_totals where currency = 'usd'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &r,
+            "select sum(fees)::int8 from daily_totals where currency = 'eur'"
+        )
+        .await,
+        103
+    );
+    assert_eq!(
+        count(
+            &r,
+            "select sum(gross)::int8 from daily_totals where currency = 'usd'"
+        )
+        .await,
+        2500
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,
