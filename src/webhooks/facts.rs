@@ -242,6 +242,30 @@ pub fn may_read_stripe(e: &Envelope) -> bool {
 }
 
 pub async fn interpret(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Interpret> {
+    let mut facts = facts_of(state, e).await?;
+    name_payment_intents(state, &mut facts).await?;
+    Ok(facts)
+}
+
+/// A refund or dispute is counted, locked and read by its payment intent. One told by its
+/// charge alone (a payload without `payment_intent`) gets it from the charge, read from
+/// Stripe: otherwise it would be stored but never reach the gift it takes money from.
+async fn name_payment_intents(state: &AppState, facts: &mut [Fact]) -> Result<(), Interpret> {
+    for fact in facts.iter_mut() {
+        let (pi, charge) = match fact {
+            Fact::Refund(r) => (&mut r.payment_intent_id, &r.charge_id),
+            Fact::Dispute(d) => (&mut d.payment_intent_id, &d.charge_id),
+            _ => continue,
+        };
+        if let (None, Some(charge)) = (&pi, charge) {
+            let charge: Value = state.stripe.get(&format!("/charges/{charge}"), &[]).await?;
+            *pi = id_of(&charge, "payment_intent");
+        }
+    }
+    Ok(())
+}
+
+async fn facts_of(state: &AppState, e: &Envelope) -> Result<Vec<Fact>, Interpret> {
     if let Some(v) = &e.api_version
         && v != crate::stripe::api_version()
     {

@@ -1043,6 +1043,49 @@ async fn a_fee_taken_in_another_currency_counts_in_that_currency(
     assert_kept_totals_equal_a_recomputation(&r).await;
 }
 
+/// A refund told by its charge alone (a payload without `payment_intent`) still takes its
+/// money back from the gift: the payment intent is read from the charge at Stripe.
+#[sqlx::test]
+async fn a_refund_named_by_its_charge_alone_still_counts(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let g = generator(opts.clone()).await;
+    let (_, once) = paid_checkout(&g, "once", 5000).await;
+    let pi = once["payment_intent"].as_str().unwrap().to_string();
+    stripe_call(
+        &g,
+        reqwest::Method::POST,
+        "v1/refunds",
+        &[("payment_intent", &pi), ("amount", "1200")],
+    )
+    .await;
+    let mut events = g.standin.events();
+    for e in events
+        .iter_mut()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("refund."))
+    {
+        e["data"]["object"]["payment_intent"] = Value::Null;
+    }
+    let r = receiver(&opts, &g, "refund_by_charge").await;
+    for e in events.iter().filter(|e| e["type"] != "charge.refunded") {
+        deliver_ok(&r, e).await;
+    }
+    assert_eq!(
+        count(
+            &r,
+            "select count(*) from refunds where payment_intent_id is not null"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&r, "select sum(refunded)::int8 from daily_totals").await,
+        1200
+    );
+    assert_kept_totals_equal_a_recomputation(&r).await;
+}
+
 #[sqlx::test]
 async fn installment_payment_intents_are_not_counted_as_one_time_gifts(
     _pool: PgPoolOptions,
