@@ -41,26 +41,26 @@ language sql stable as $$
         union all
         select payment_intent_id, status_at, currency, 0, amount from disputes
         where everything and status = 'lost'
+    ),
+    -- each paid gift with its first charge's fee, looked up once
+    charged as (
+        select (g.paid_at at time zone tz)::date as day, g.currency, coalesce(g.campaign, '') as campaign,
+               case when g.frequency = 'once' then 'one_time' else 'recurring' end as kind,
+               g.amount, coalesce(c.fee, 0) as fee, coalesce(c.fee_currency, g.currency) as fee_currency
+        from g
+        left join lateral (select c.fee, c.fee_currency from charges c
+                           where c.payment_intent_id = g.payment_intent_id
+                           order by c.created, c.charge_id limit 1) c on true
     )
-    select (g.paid_at at time zone tz)::date, g.currency, coalesce(g.campaign, ''),
-           case when g.frequency = 'once' then 'one_time' else 'recurring' end,
-           g.amount, 1::bigint, 0::bigint, 0::bigint,
-           case when coalesce(c.fee_currency, g.currency) = g.currency then coalesce(c.fee, 0) else 0 end
-    from g
-    left join lateral (select c.fee, c.fee_currency from charges c
-                       where c.payment_intent_id = g.payment_intent_id
-                       order by c.created, c.charge_id limit 1) c on true
+    select day, currency, campaign, kind, amount, 1::bigint, 0::bigint, 0::bigint,
+           case when fee_currency = currency then fee else 0 end
+    from charged
     union all
     -- a fee Stripe took in another currency (the account's, for a gift it converted) counts
     -- there, on the gift's day
-    select (g.paid_at at time zone tz)::date, c.fee_currency, coalesce(g.campaign, ''),
-           case when g.frequency = 'once' then 'one_time' else 'recurring' end,
-           0, 0, 0, 0, c.fee
-    from g
-    join lateral (select c.fee, c.fee_currency from charges c
-                  where c.payment_intent_id = g.payment_intent_id
-                  order by c.created, c.charge_id limit 1) c on true
-    where c.fee_currency <> g.currency and c.fee is not null
+    select day, fee_currency, campaign, kind, 0, 0, 0, 0, fee
+    from charged
+    where fee_currency <> currency and fee <> 0
     union all
     select (t.at at time zone tz)::date, t.currency, coalesce(p.campaign, ''),
            case when p.frequency = 'once' then 'one_time' else 'recurring' end,
